@@ -1,0 +1,56 @@
+"""The one factory for python-on-whales clients. Nothing in stackctl calls docker any other way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from stackctl.errors import DockerCommandError, EngineError
+
+ENGINE_HINT = "start one with `stackctl engine ensure` (Debian/Ubuntu, root), or start Docker yourself"
+
+
+def engine_client() -> DockerClient:
+    """A client for engine-level calls (info, images, build, run)."""
+    return DockerClient()
+
+
+def compose_client(
+    *,
+    project_dir: Path,
+    compose_files: Sequence[Path],
+    env_file: Path,
+    project_name: str,
+) -> DockerClient:
+    """A client bound to one compose project: its files, its env file, its name."""
+    return DockerClient(
+        compose_files=list(compose_files),
+        compose_env_files=[env_file],
+        compose_project_name=project_name,
+        compose_project_directory=project_dir,
+    )
+
+
+def engine_answers(client: DockerClient | None = None) -> bool:
+    try:
+        (client or engine_client()).system.info()
+    except DockerException:
+        return False
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def require_engine(client: DockerClient | None = None) -> None:
+    if not engine_answers(client):
+        raise EngineError("no Docker engine answers (`docker info` failed)", hint=ENGINE_HINT)
+
+
+def describe_failure(exc: DockerException, *, what: str) -> DockerCommandError:
+    """Turn a python-on-whales failure into our error, keeping only the tail of stderr."""
+    stderr = (exc.stderr or "").strip().splitlines()
+    tail = "\n".join(stderr[-15:])
+    return DockerCommandError(f"{what} failed (exit {exc.return_code})\n{tail}".rstrip())

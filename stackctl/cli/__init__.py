@@ -1,0 +1,1 @@
+"""The CLI layer: parse arguments, call the core, display the result. Nothing else."""

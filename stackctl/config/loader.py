@@ -1,0 +1,106 @@
+"""Read one .env file, validate every group, and collect every problem before failing once."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import ValidationError
+
+from stackctl.config.model import GROUPS, Group, StackConfig, is_sensitive, variable_names
+from stackctl.config.policy import cross_checks, prod_policy
+from stackctl.errors import ConfigError, ConfigProblem
+
+Profile = Literal["dev", "prod"]
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: StackConfig
+    env_file: Path
+    warnings: list[ConfigProblem] = field(default_factory=list)
+
+
+def _read_env(path: Path) -> dict[str, str | None]:
+    label = str(path)
+    if not path.exists():
+        raise ConfigError(
+            [ConfigProblem(label, "", "", "file not found", hint="run `stackctl init` or create it from .env.example")]
+        )
+    if not path.is_file():
+        raise ConfigError([ConfigProblem(label, "", "", "is not a file")])
+    if not os.access(path, os.R_OK):
+        raise ConfigError(
+            [ConfigProblem(label, "", "", "file is not readable", hint=f"chmod 600 {label} as its owner")]
+        )
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigProblem(label, "", "", "file is not UTF-8 text")]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(label, "", "", f"cannot read file: {exc.strerror}")]) from None
+    return dict(dotenv_values(path, interpolate=False))
+
+
+def _problems_from(exc: ValidationError, *, file: str, group: str, raw: dict[str, str | None]) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors(include_input=False):
+        name = str(error["loc"][0]).upper() if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required but not set"
+        value = None if is_sensitive(name) else raw.get(name)
+        hint = _hint_for(name, error["type"])
+        problems.append(ConfigProblem(file, name, group, message, value=value, hint=hint))
+    return problems
+
+
+def _hint_for(name: str, kind: str) -> str | None:
+    if kind == "missing":
+        return f"add {name}=... (see .env.example)"
+    if kind.startswith("bool"):
+        return f"set {name} to true or false"
+    if kind.startswith("int"):
+        return f"set {name} to a whole number"
+    if kind == "literal_error":
+        return None
+    return None
+
+
+def _unknown(raw: dict[str, str | None], file: str) -> list[ConfigProblem]:
+    known = variable_names()
+    problems = []
+    for name in raw:
+        if name.upper() in known:
+            continue
+        close = difflib.get_close_matches(name.upper(), list(known), n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "remove it, or check the spelling against .env.example"
+        problems.append(ConfigProblem(file, name, "", "unknown variable", hint=hint, severity="warning"))
+    return problems
+
+
+def load_config(env_file: Path, *, profile: Profile = "dev") -> LoadedConfig:
+    """Validate `env_file` into a StackConfig. Raises ConfigError listing every problem."""
+    raw = _read_env(env_file)
+    label = str(env_file)
+    problems: list[ConfigProblem] = _unknown(raw, label)
+    groups: dict[str, Group] = {}
+    for key, group_cls in GROUPS.items():
+        try:
+            groups[key] = group_cls(_env_file=env_file, _env_file_encoding="utf-8")  # type: ignore[call-arg]
+        except ValidationError as exc:
+            problems.extend(_problems_from(exc, file=label, group=group_cls.title, raw=raw))
+    config: StackConfig | None = None
+    if len(groups) == len(GROUPS):
+        values: dict[str, Any] = {"profile": profile, **groups}
+        config = StackConfig(**values)
+        problems.extend(cross_checks(config, label))
+        if profile == "prod":
+            problems.extend(prod_policy(config, label, base_dir=env_file.parent))
+    if config is None or any(p.severity == "error" for p in problems):
+        raise ConfigError(problems)
+    return LoadedConfig(config=config, env_file=env_file, warnings=problems)

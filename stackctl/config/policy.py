@@ -1,0 +1,167 @@
+"""Rules that span fields (cross checks) and the production policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from croniter import croniter
+
+from stackctl.errors import ConfigProblem
+
+if TYPE_CHECKING:
+    from stackctl.config.model import StackConfig
+
+
+def cross_checks(cfg: StackConfig, file: str) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    db = cfg.database
+    if db.database_url is not None:
+        url = urlsplit(db.database_url.get_secret_value())
+        if url.hostname == db.postgres_host:
+            mismatched = [
+                name
+                for name, ours, theirs in (
+                    ("POSTGRES_USER", db.postgres_user, unquote(url.username or "")),
+                    ("POSTGRES_PASSWORD", db.postgres_password.get_secret_value(), unquote(url.password or "")),
+                    ("POSTGRES_DB", db.postgres_db, url.path.lstrip("/")),
+                )
+                if ours != theirs
+            ]
+            if mismatched:
+                problems.append(
+                    ConfigProblem(
+                        file,
+                        "DATABASE_URL",
+                        "Database",
+                        f"disagrees with {', '.join(mismatched)} for the bundled database",
+                        hint="make them match, or remove DATABASE_URL so it is built from the parts",
+                    )
+                )
+    for name, secret in (
+        ("DJANGO_SECRET_KEY", cfg.django.django_secret_key),
+        ("POSTGRES_PASSWORD", db.postgres_password),
+    ):
+        if "$" in secret.get_secret_value():
+            problems.append(
+                ConfigProblem(
+                    file,
+                    name,
+                    "Django" if name.startswith("DJANGO") else "Database",
+                    "contains '$', which docker compose would try to interpolate",
+                    hint="generate a value without '$' (stackctl init writes URL-safe secrets)",
+                )
+            )
+    if (
+        cfg.database.db_backup_keep_daily == 0
+        and cfg.database.db_backup_keep_weekly == 0
+        and cfg.database.db_backup_retention_days == 0
+    ):
+        problems.append(
+            ConfigProblem(
+                file,
+                "DB_BACKUP_RETENTION_DAYS",
+                "Database",
+                "with keep-daily, keep-weekly and retention all 0 only the newest backup is ever kept",
+                hint="keep at least a few daily backups",
+                severity="warning",
+            )
+        )
+    return problems
+
+
+def _cron_gap_hours(expr: str) -> float:
+    it = croniter(expr)
+    first = it.get_next(float)
+    second = it.get_next(float)
+    return (second - first) / 3600
+
+
+def prod_policy(cfg: StackConfig, file: str, *, base_dir: Path) -> list[ConfigProblem]:
+    """What production requires. Every rule names the variable and the fix."""
+    p: list[ConfigProblem] = []
+    dj, sec, ngx, db = cfg.django, cfg.security, cfg.nginx, cfg.database
+
+    def err(var: str, group: str, msg: str, hint: str, value: str | None = None, severity: str = "error") -> None:
+        p.append(ConfigProblem(file, var, group, msg, value=value, hint=hint, severity=severity))
+
+    if dj.django_debug:
+        err("DJANGO_DEBUG", "Django", "DEBUG must be off in prod", "set DJANGO_DEBUG=false", value="true")
+    key = dj.django_secret_key.get_secret_value()
+    if len(key) < 50 or len(set(key)) < 5:
+        err(
+            "DJANGO_SECRET_KEY",
+            "Django",
+            "secret key is too short or too simple for prod (needs 50+ random characters)",
+            "generate one: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'",
+        )
+    if key.startswith("django-insecure-"):
+        err(
+            "DJANGO_SECRET_KEY",
+            "Django",
+            "secret key is Django's insecure development key",
+            "generate a new random key",
+        )
+    if "*" in dj.django_allowed_hosts:
+        err(
+            "DJANGO_ALLOWED_HOSTS",
+            "Django",
+            "ALLOWED_HOSTS must not be * in prod",
+            "list your domain names",
+            value=",".join(dj.django_allowed_hosts),
+        )
+    if ngx.use_tls:
+        for var, path in (("TLS_CERT_PATH", ngx.tls_cert_path), ("TLS_KEY_PATH", ngx.tls_key_path)):
+            full = (base_dir / path) if not path.startswith("/") else Path(path)
+            if not full.is_file():
+                err(
+                    var,
+                    "Nginx",
+                    "file not found while USE_TLS is on",
+                    f"put the PEM file at {full} or set {var}",
+                    value=path,
+                )
+        if not (sec.session_cookie_secure and sec.csrf_cookie_secure):
+            err(
+                "SESSION_COOKIE_SECURE",
+                "Security",
+                "cookies must be secure when TLS is on",
+                "set SESSION_COOKIE_SECURE=true and CSRF_COOKIE_SECURE=true",
+            )
+        if sec.secure_hsts_seconds < 3600:
+            err(
+                "SECURE_HSTS_SECONDS",
+                "Security",
+                "HSTS must be on when TLS is on",
+                "set SECURE_HSTS_SECONDS=31536000 (start lower while testing)",
+                value=str(sec.secure_hsts_seconds),
+            )
+    else:
+        err(
+            "USE_TLS",
+            "Nginx",
+            "prod serves plain HTTP",
+            "set USE_TLS=true with a certificate, or terminate TLS in front of nginx",
+            severity="warning",
+        )
+    if db.db_backup_retention_days and db.db_backup_retention_days < 7:
+        err(
+            "DB_BACKUP_RETENTION_DAYS",
+            "Database",
+            "keeps less than a week of backups",
+            "use 7 or more",
+            value=str(db.db_backup_retention_days),
+        )
+    if db.db_backup_keep_daily + db.db_backup_keep_weekly == 0:
+        err("DB_BACKUP_KEEP_DAILY", "Database", "prod keeps no daily or weekly backups", "set DB_BACKUP_KEEP_DAILY=7")
+    if _cron_gap_hours(db.db_backup_cron) > 24 * 7:
+        err(
+            "DB_BACKUP_CRON",
+            "Database",
+            "backups run less than once a week",
+            "back up at least daily",
+            value=db.db_backup_cron,
+            severity="warning",
+        )
+    return p

@@ -1,0 +1,1 @@
+"""The core: config, render plan, stack operations, backup and restore. No CLI code here."""

@@ -1,0 +1,146 @@
+"""Render the stack's files from a validated StackConfig, in memory.
+
+Two sets: the dev set is rendered from `.env`, the prod set from `.env.prod`. Values that
+differ from machine to machine (image names, published ports, the build CA bundle) stay
+compose `${VARIABLES}` read from the same env file, so the rendered files do not change
+when only they do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+
+from stackctl import __version__
+from stackctl.config.model import GROUPS, StackConfig
+
+Profile = Literal["dev", "prod"]
+
+# Fields whose value in .env.example is the project's own, not a generic example.
+PROJECT_FIELDS = {
+    "stack_name",
+    "django_project_dir",
+    "django_dependency_file",
+    "django_settings_module",
+    "django_asgi_application",
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: str  # relative to the project root, POSIX separators
+    template: str  # relative to the templates folder
+    mode: int = 0o644
+
+
+DEV_SET: tuple[Artifact, ...] = (
+    Artifact("docker-compose.yml", "docker-compose.yml.j2"),
+    Artifact("compose/Dockerfile", "compose/Dockerfile.j2"),
+    Artifact("compose/entrypoint.sh", "compose/entrypoint.sh.j2", 0o755),
+    Artifact(".dockerignore", "dockerignore.j2"),
+    Artifact("nginx/nginx.conf", "nginx/nginx.conf.j2"),
+    Artifact(".env.example", "env.example.j2"),
+)
+PROD_STATIC: tuple[Artifact, ...] = (
+    Artifact("docker-compose.prod.yml", "docker-compose.prod.yml.j2"),
+    Artifact("nginx/nginx.prod.conf", "nginx/nginx.conf.j2"),
+)
+
+
+def templates_dir() -> Path:
+    """`templates/` in a checkout, or the copy inside an installed wheel."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("stackctl's templates folder is missing from the installation")
+
+
+def _backup_set(root: Path) -> tuple[Artifact, ...]:
+    """Every file under templates/backup/ is rendered into backup/ (.j2 stripped)."""
+    found = []
+    for path in sorted((root / "backup").rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(root).as_posix()
+            out = rel.removesuffix(".j2")
+            executable = out.endswith((".sh", ".py"))
+            found.append(Artifact(out, rel, 0o755 if executable else 0o644))
+    return tuple(found)
+
+
+def artifacts_for(profile: Profile) -> tuple[Artifact, ...]:
+    if profile == "dev":
+        return DEV_SET
+    return PROD_STATIC + _backup_set(templates_dir())
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    name: str
+    doc: str
+    value: str
+    sensitive: bool
+
+
+def _example_value(cfg: StackConfig, group_key: str, field: str) -> str:
+    info = GROUPS[group_key].model_fields[field]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if field in PROJECT_FIELDS:
+        value: Any = getattr(getattr(cfg, group_key), field)
+    elif "example" in extra:
+        return str(extra["example"])
+    else:
+        value = info.default
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def env_example_groups(cfg: StackConfig) -> list[tuple[str, list[EnvEntry]]]:
+    groups = []
+    for key, group_cls in GROUPS.items():
+        entries = []
+        for field, info in group_cls.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            entries.append(
+                EnvEntry(
+                    name=field.upper(),
+                    doc=info.description or "",
+                    value=_example_value(cfg, key, field),
+                    sensitive=bool(extra.get("sensitive")),
+                )
+            )
+        groups.append((group_cls.title, entries))
+    return groups
+
+
+def render_set(cfg: StackConfig, *, profile: Profile | None = None) -> dict[str, tuple[bytes, int]]:
+    """Render one set to {relative path: (content, mode)}. Nothing touches the disk."""
+    env = _environment()
+    context = {
+        "cfg": cfg,
+        "profile": profile or cfg.profile,
+        "env_groups": env_example_groups(cfg),
+        "stackctl_version": __version__,
+    }
+    rendered: dict[str, tuple[bytes, int]] = {}
+    for artifact in artifacts_for(profile or cfg.profile):
+        text = env.get_template(artifact.template).render(context)
+        rendered[artifact.path] = (text.encode("utf-8"), artifact.mode)
+    return rendered

@@ -1,0 +1,105 @@
+"""One error hierarchy for stackctl. The CLI edge maps each class to an exit code.
+
+Exit codes (documented in the README):
+    0  success
+    1  StackctlError (generic) and ConfigError: the configuration is invalid
+    2  usage error (typer/click)
+    3  NotImplementedYet: the command exists in the design but is not built yet
+    4  EngineError: no Docker engine answers, or it could not be started
+    5  DockerCommandError: a docker/compose call failed
+    6  StackUnhealthy: a service failed or stayed unhealthy
+    7  BackupError / RestoreError: a backup or restore failed or was refused
+    8  ConflictError: a file was modified by hand and --force was not given
+    9  Aborted: the user declined, or no terminal could confirm a destructive action
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class StackctlError(Exception):
+    """Root of every error stackctl raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in the configuration: where it is, what is wrong, how to fix it."""
+
+    file: str
+    variable: str
+    group: str
+    message: str
+    value: str | None = None  # None when the value is secret or absent
+    hint: str | None = None
+    severity: str = "error"  # "error" or "warning"
+
+    def render(self) -> str:
+        where = f"{self.file}: {self.variable}" if self.variable else self.file
+        if self.group:
+            where += f" [{self.group}]"
+        text = f"{where}: {self.message}"
+        if self.value is not None:
+            text += f" (got {self.value!r})"
+        if self.hint:
+            text += f"; fix: {self.hint}"
+        return text
+
+
+class ConfigError(StackctlError):
+    exit_code = 1
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        errors = [p for p in self.problems if p.severity == "error"]
+        super().__init__(f"the configuration has {len(errors)} error(s)")
+
+
+class NotImplementedYet(StackctlError):
+    exit_code = 3
+
+    def __init__(self, command: str, issue: str) -> None:
+        super().__init__(
+            f"`stackctl {command}` is not implemented yet",
+            hint=f"it is planned in the {issue} issue",
+        )
+
+
+class EngineError(StackctlError):
+    exit_code = 4
+
+
+class DockerCommandError(StackctlError):
+    exit_code = 5
+
+
+class StackUnhealthy(StackctlError):
+    exit_code = 6
+
+    def __init__(self, message: str, *, logs: dict[str, str] | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.logs = logs or {}
+
+
+class BackupError(StackctlError):
+    exit_code = 7
+
+
+class RestoreError(StackctlError):
+    exit_code = 7
+
+
+class ConflictError(StackctlError):
+    exit_code = 8
+
+
+class Aborted(StackctlError):
+    exit_code = 9
