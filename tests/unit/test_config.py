@@ -100,8 +100,10 @@ def test_dev_accepts_what_prod_refuses(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / ".env")
-    assert info.value.problems[0].render().endswith(
-        ".env: file not found; fix: run `stackctl init` or create it from .env.example"
+    assert (
+        info.value.problems[0]
+        .render()
+        .endswith(".env: file not found; fix: run `stackctl init` or create it from .env.example")
     )
 
 
@@ -123,8 +125,20 @@ def test_process_environment_is_ignored(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 names = st.sampled_from(
-    ["DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "DATABASE_URL", "DB_BACKUP_CRON", "HTTP_PORT", "REDIS_URL",
-     "DJANGO_DEBUG", "CSRF_TRUSTED_ORIGINS", "EMAIL_URL", "WEB_CONCURRENCY", "DJANGO_TIME_ZONE", "UNKNOWN_X"]
+    [
+        "DJANGO_SECRET_KEY",
+        "POSTGRES_PASSWORD",
+        "DATABASE_URL",
+        "DB_BACKUP_CRON",
+        "HTTP_PORT",
+        "REDIS_URL",
+        "DJANGO_DEBUG",
+        "CSRF_TRUSTED_ORIGINS",
+        "EMAIL_URL",
+        "WEB_CONCURRENCY",
+        "DJANGO_TIME_ZONE",
+        "UNKNOWN_X",
+    ]
 )
 values = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x00"), max_size=40)
 
