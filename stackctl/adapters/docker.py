@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from python_on_whales import DockerClient
+from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.exceptions import DockerException
 
 from stackctl.errors import DockerCommandError, EngineError
@@ -37,9 +38,7 @@ def compose_client(
 def engine_answers(client: DockerClient | None = None) -> bool:
     try:
         (client or engine_client()).system.info()
-    except DockerException:
-        return False
-    except FileNotFoundError:
+    except (DockerException, ClientNotFoundError, FileNotFoundError):
         return False
     return True
 

@@ -7,7 +7,6 @@ import sys
 import traceback
 from typing import Annotated
 
-import click
 import typer
 
 from stackctl import __version__
@@ -73,19 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     out = Console()
     debug = os.environ.get("STACKCTL_DEBUG") == "1"
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone mode: typer itself turns usage errors into exit 2 and typer.Exit into its code
+        app(args=argv, prog_name="stackctl")
     except StackctlError as exc:
         if debug:
             traceback.print_exc()
         _report(out, exc)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        out.error("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         out.error("interrupted")

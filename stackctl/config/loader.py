@@ -25,8 +25,7 @@ class LoadedConfig:
     warnings: list[ConfigProblem] = field(default_factory=list)
 
 
-def _read_env(path: Path) -> dict[str, str | None]:
-    label = str(path)
+def _read_env(path: Path, label: str) -> dict[str, str | None]:
     if not path.exists():
         raise ConfigError(
             [ConfigProblem(label, "", "", "file not found", hint="run `stackctl init` or create it from .env.example")]
@@ -83,10 +82,16 @@ def _unknown(raw: dict[str, str | None], file: str) -> list[ConfigProblem]:
     return problems
 
 
-def load_config(env_file: Path, *, profile: Profile = "dev") -> LoadedConfig:
-    """Validate `env_file` into a StackConfig. Raises ConfigError listing every problem."""
-    raw = _read_env(env_file)
-    label = str(env_file)
+def load_config(
+    env_file: Path, *, profile: Profile = "dev", label: str | None = None, policy: bool = True
+) -> LoadedConfig:
+    """Validate `env_file` into a StackConfig. Raises ConfigError listing every problem.
+
+    `label` is the name problems show (when `env_file` is a private scratch copy). `policy=False`
+    skips the production policy (to render documentation from .env.example).
+    """
+    raw = _read_env(env_file, label or str(env_file))
+    label = label or str(env_file)
     problems: list[ConfigProblem] = _unknown(raw, label)
     groups: dict[str, Group] = {}
     for key, group_cls in GROUPS.items():
@@ -99,7 +104,7 @@ def load_config(env_file: Path, *, profile: Profile = "dev") -> LoadedConfig:
         values: dict[str, Any] = {"profile": profile, **groups}
         config = StackConfig(**values)
         problems.extend(cross_checks(config, label))
-        if profile == "prod":
+        if profile == "prod" and policy:
             problems.extend(prod_policy(config, label, base_dir=env_file.parent))
     if config is None or any(p.severity == "error" for p in problems):
         raise ConfigError(problems)

@@ -145,7 +145,7 @@ def run_init(
             # validate the new file before anything is written
             tmp = _scratch(path.name, content)
             try:
-                loaded[profile] = load_config(tmp, profile=profile)  # type: ignore[arg-type]
+                loaded[profile] = load_config(tmp, profile=profile, label=str(path))  # type: ignore[arg-type]
             finally:
                 tmp.unlink(missing_ok=True)
         else:

@@ -21,7 +21,6 @@ Profile = Literal["dev", "prod"]
 
 # Fields whose value in .env.example is the project's own, not a generic example.
 PROJECT_FIELDS = {
-    "stack_name",
     "django_project_dir",
     "django_dependency_file",
     "django_settings_module",

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -33,7 +34,7 @@ bc = _load()
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=UTC)  # a Friday, ISO week 9
 
 
-def backup(when: str, *, label: str | None = None, good: bool = True, kind: str = "db") -> object:
+def backup(when: str, *, label: str | None = None, good: bool = True, kind: str = "db") -> Any:
     stamp = dt.datetime.strptime(when, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
     suffix = ".dump" if kind == "db" else ".tar.gz"
     name = f"{'django' if kind == 'db' else 'media'}-{stamp:%Y%m%dT%H%M%SZ}{'-' + label if label else ''}{suffix}"
@@ -42,7 +43,7 @@ def backup(when: str, *, label: str | None = None, good: bool = True, kind: str 
     return parsed
 
 
-def nightly(days: int, extras: dict[str, str]) -> list[object]:
+def nightly(days: int, extras: dict[str, str]) -> list[Any]:
     """`days` nightly backups at 03:00 up to NOW's day, plus labelled same-day extras."""
     first = NOW.date() - dt.timedelta(days=days - 1)
     found = [backup(f"{first + dt.timedelta(days=i)} 03:00") for i in range(days)]
@@ -50,8 +51,8 @@ def nightly(days: int, extras: dict[str, str]) -> list[object]:
     return found
 
 
-def stamps(backups: list[object]) -> set[str]:
-    return {b.created.strftime("%Y-%m-%d %H:%M") for b in backups}  # type: ignore[attr-defined]
+def stamps(backups: list[Any]) -> set[str]:
+    return {b.created.strftime("%Y-%m-%d %H:%M") for b in backups}
 
 
 def test_sixty_nights_keep_exactly_the_configured_set() -> None:
@@ -80,7 +81,7 @@ def test_thirty_days_retention_keeps_the_whole_month() -> None:
     backups = nightly(60, {"2024-02-10 15:00": "pre-restore"})
     keep, _ = bc.retention(backups, bc.Policy(keep_daily=7, keep_weekly=4, retention_days=30), NOW)
     cutoff = NOW - dt.timedelta(days=30)
-    assert {b for b in backups if b.created > cutoff} <= set(keep)  # type: ignore[attr-defined]
+    assert {b for b in backups if b.created > cutoff} <= set(keep)
     assert len(keep) == 30 + 1  # 30 nights and the labelled one; older weeks are inside the month
 
 
@@ -132,12 +133,13 @@ times = st.datetimes(min_value=dt.datetime(2023, 1, 1), max_value=dt.datetime(20
 def test_retention_invariants(entries: list[tuple[dt.datetime, bool]], daily: int, weekly: int, days: int) -> None:
     backups = [backup(f"{t:%Y-%m-%d %H:%M}", good=good) for t, good in entries]
     keep, delete = bc.retention(backups, bc.Policy(daily, weekly, days), NOW)
-    assert {b.path for b in keep}.isdisjoint({b.path for b in delete})  # type: ignore[attr-defined]
+    assert {b.path for b in keep}.isdisjoint({b.path for b in delete})
     assert len(keep) + len(delete) == len(backups)
-    good = sorted((b for b in backups if b.good), key=lambda b: b.created)  # type: ignore[attr-defined]
+    good = sorted((b for b in backups if b.good), key=lambda b: b.created)
     if good:
         assert good[-1] in keep
-    assert all(b in keep for b in backups if b.created > NOW - dt.timedelta(days=days))  # type: ignore[attr-defined]
+    young = NOW - dt.timedelta(days=days)
+    assert all(b in keep for b in backups if b.created > young)
 
 
 @pytest.mark.parametrize(
@@ -169,7 +171,7 @@ def test_max_age_is_twice_the_longest_gap_plus_grace() -> None:
     assert bc.max_age("* * * * *", NOW) == dt.timedelta(minutes=12)
 
 
-def _settings(root: Path) -> object:
+def _settings(root: Path) -> Any:
     return bc.Settings.from_env({"BACKUP_ROOT": str(root), "DB_BACKUP_CRON": "0 3 * * *"})
 
 

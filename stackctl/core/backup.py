@@ -1,0 +1,335 @@
+"""Backups of the prod stack, driven from the host through its `backup` service.
+
+Every operation runs one of the backup container's own scripts (`backup_db.sh`,
+`backupctl.py`, ...) with `docker compose exec`, the same commands docs/deployment.md
+gives for working by hand, and reads the JSON line each prints last. Host files are
+copied into the container's /backups/incoming/ first. Nothing here talks to postgres.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from python_on_whales import Container
+from python_on_whales.exceptions import DockerException
+
+from stackctl.core.stack import Stack
+from stackctl.errors import BackupError, StackctlError
+
+Report = Callable[[str], None]
+Kind = Literal["db", "media"]
+SERVICE = "backup"
+INCOMING = "/backups/incoming"
+BACKUP_USER = "stackbackup"
+UP_HINT = "start the prod stack first: stackctl up --prod"
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    kind: Kind
+    file: str
+    bytes: int
+    seconds: float
+    sha256: str
+    encrypted: bool
+    copied_to: str | None = None  # MEDIA_BACKUP_TARGET, when the archive was copied there
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    name: str
+    kind: Kind
+    bytes: int
+    created: dt.datetime
+    label: str | None
+    encrypted: bool
+    sha256_ok: bool | None  # None: no .sha256 sidecar (a "bad" backup)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    name: str
+    kind: Kind
+    checksum: str  # "ok" or "skipped" (no sidecar)
+    seconds: float
+    tables: int | None = None  # db: restored into a scratch database and counted
+    rows: int | None = None
+    files: int | None = None  # media: files in the archive
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    dry_run: bool
+    kept: list[str]
+    deleted: list[str]
+    orphans: list[str]
+
+
+# -- running scripts in the backup container -----------------------------------------------------
+def backup_container(stack: Stack) -> Container:
+    """The running backup container, or a BackupError saying how to get one."""
+    try:
+        running = [c for c in stack.client.compose.ps(services=[SERVICE]) if c.state.running]
+    except DockerException as exc:
+        raise BackupError(
+            f"cannot list the containers of {stack.name} (exit {exc.return_code})", hint=UP_HINT
+        ) from None
+    if not running:
+        raise BackupError(f"the {SERVICE} service of {stack.name} is not running", hint=UP_HINT)
+    return running[0]
+
+
+def _tail(text: str | None, lines: int = 8) -> str:
+    kept = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def run_script(
+    stack: Stack,
+    argv: list[str],
+    *,
+    what: str,
+    envs: dict[str, str] | None = None,
+    error: type[StackctlError] = BackupError,
+    hint: str | None = None,
+) -> dict[str, Any]:
+    """Run one script in the backup container and return the JSON object it printed last.
+
+    The scripts log to stderr and never print a secret, so their last lines go into the error.
+    """
+    try:
+        out = stack.client.compose.execute(SERVICE, argv, tty=False, envs=envs or {})
+    except DockerException as exc:
+        raise error(f"{what} failed (exit {exc.return_code})\n{_tail(exc.stderr)}".rstrip(), hint=hint) from None
+    return last_json(out or "")
+
+
+def last_json(text: str) -> dict[str, Any]:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return {}
+
+
+def _exec_plain(stack: Stack, argv: list[str], *, user: str | None = None) -> None:
+    try:
+        stack.client.compose.execute(SERVICE, argv, tty=False, user=user)
+    except DockerException as exc:
+        raise BackupError(f"`{' '.join(argv[:2])}` failed in the backup container (exit {exc.return_code})") from None
+
+
+@contextmanager
+def staged(stack: Stack, file: str | Path, *, error: type[StackctlError] = BackupError) -> Iterator[str]:
+    """What to pass to the scripts for FILE: a host file is copied (with its .sha256 sidecar)
+    into /backups/incoming/ for the duration; a bare name is left for the scripts to find."""
+    path = Path(file).expanduser()
+    if not path.is_file():
+        if "/" in str(file) or not str(file):
+            raise error(f"no such file: {file}", hint="give a host path, or a backup name from `stackctl backup list`")
+        yield str(file)
+        return
+    container = backup_container(stack)
+    target = f"{INCOMING}/{path.name}"
+    copies = [(path, target)]
+    sidecar = path.with_name(path.name + ".sha256")
+    if sidecar.is_file():
+        copies.append((sidecar, target + ".sha256"))
+    try:
+        try:
+            _exec_plain(stack, ["mkdir", "-p", INCOMING])
+            for source, dest in copies:
+                stack.client.copy(source, (container, dest))
+            # docker cp writes as root: hand the copies to the backup user
+            _exec_plain(stack, ["chown", f"{BACKUP_USER}:{BACKUP_USER}", *(d for _, d in copies)], user="root")
+        except DockerException as exc:
+            raise error(f"could not copy {path} into the backup container (exit {exc.return_code})") from None
+        yield target
+    finally:
+        _remove(stack, [d for _, d in copies])
+
+
+@contextmanager
+def age_identity(stack: Stack, identity: Path | None) -> Iterator[dict[str, str]]:
+    """Copy an age identity file (a private key) into the container's /tmp for one job.
+
+    It never enters argv or the backups volume, is readable by the backup user only, and is
+    removed afterwards. Yields the environment the restore scripts read it from.
+    """
+    if identity is None:
+        yield {}
+        return
+    if not identity.is_file():
+        raise BackupError(f"no such age identity file: {identity}")
+    container = backup_container(stack)
+    dest = f"/tmp/.age-identity-{uuid.uuid4().hex}"
+    try:
+        try:
+            stack.client.copy(identity, (container, dest))
+            _exec_plain(stack, ["chown", f"{BACKUP_USER}:{BACKUP_USER}", dest], user="root")
+            _exec_plain(stack, ["chmod", "0600", dest], user="root")
+        except DockerException as exc:
+            raise BackupError(
+                f"could not copy the age identity into the backup container (exit {exc.return_code})"
+            ) from None
+        yield {"BACKUP_AGE_IDENTITY": dest}
+    finally:
+        _remove(stack, [dest])
+
+
+def _remove(stack: Stack, paths: list[str]) -> None:
+    """Best effort: a staged copy that cannot be removed stays in the container; say nothing."""
+    with suppress(DockerException):
+        stack.client.compose.execute(SERVICE, ["rm", "-f", "--", *paths], tty=False, user="root")
+
+
+# -- the operations -------------------------------------------------------------------------------
+def _result(kind: Kind, payload: dict[str, Any]) -> BackupResult:
+    return BackupResult(
+        kind=kind,
+        file=str(payload.get("file", "?")),
+        bytes=int(payload.get("bytes", 0)),
+        seconds=float(payload.get("seconds", 0.0)),
+        sha256=str(payload.get("sha256", "")),
+        encrypted=bool(payload.get("encrypted", str(payload.get("file", "")).endswith(".age"))),
+        copied_to=payload.get("copied_to") if payload.get("copied") else None,
+    )
+
+
+def take_backup(stack: Stack, kind: Kind, *, label: str | None = None, copy: bool = True) -> BackupResult:
+    """One backup_db.sh / backup_media.sh run."""
+    argv = [f"backup_{kind}.sh"]
+    if label:
+        argv += ["--label", label]
+    if kind == "media" and not copy:
+        argv.append("--no-copy")
+    try:
+        out = stack.client.compose.execute(SERVICE, argv, tty=False)
+    except DockerException as exc:
+        copied = last_json(exc.stdout or "")
+        if kind == "media" and exc.return_code == 3 and copied.get("file"):
+            raise BackupError(
+                f"the media archive {copied['file']} was written, but copying it to "
+                f"{copied.get('copied_to')} failed\n{_tail(exc.stderr)}",
+                hint="check MEDIA_BACKUP_TARGET and its credentials; the local archive is kept",
+            ) from None
+        raise BackupError(
+            f"the {kind} backup failed (exit {exc.return_code}); no backup file was left behind\n{_tail(exc.stderr)}",
+            hint="read `stackctl logs backup --prod`; is the db service healthy?" if kind == "db" else None,
+        ) from None
+    return _result(kind, last_json(out or ""))
+
+
+def backup_now(stack: Stack, kind: Literal["db", "media", "all"], report: Report = _quiet) -> list[BackupResult]:
+    """Take a database backup, a media archive, or both (db first)."""
+    backup_container(stack)
+    kinds: list[Kind] = ["db", "media"] if kind == "all" else [kind]
+    results = []
+    for each in kinds:
+        report(f"{each}: running backup_{each}.sh in the backup container")
+        result = take_backup(stack, each)
+        report(f"{each}: wrote {result.file} ({result.bytes} bytes) in {result.seconds:.1f}s")
+        if result.copied_to:
+            report(f"{each}: copied to {result.copied_to}")
+        results.append(result)
+    return results
+
+
+def list_backups(stack: Stack) -> list[BackupInfo]:
+    """Every backup in the backups volume, newest first, each re-hashed against its sidecar."""
+    backup_container(stack)
+    try:
+        out = stack.client.compose.execute(SERVICE, ["backupctl.py", "list", "--json"], tty=False)
+        rows = json.loads(out or "[]")
+    except DockerException as exc:
+        raise BackupError(f"listing the backups failed (exit {exc.return_code})\n{_tail(exc.stderr)}") from None
+    except ValueError:
+        raise BackupError("backupctl.py list printed something that is not JSON") from None
+    return [
+        BackupInfo(
+            name=row["name"],
+            kind=row["kind"],
+            bytes=int(row["bytes"]),
+            created=dt.datetime.fromisoformat(row["created"]),
+            label=row.get("label"),
+            encrypted=bool(row.get("encrypted")),
+            sha256_ok=row.get("sha256_ok"),
+        )
+        for row in rows
+    ]
+
+
+def verify_backup(stack: Stack, name_or_path: str | Path, *, identity: Path | None = None) -> VerifyResult:
+    """Checksum, then (db) restore into a scratch database, count, drop it; (media) list it."""
+    backup_container(stack)
+    with staged(stack, name_or_path) as target, age_identity(stack, identity) as envs:
+        payload = run_script(
+            stack,
+            ["backupctl.py", "verify", target, "--json"],
+            what=f"verifying {Path(target).name}",
+            envs=envs,
+            hint="the backup is damaged or unreadable; keep it aside and use another one",
+        )
+    kind: Kind = "media" if "files" in payload else "db"
+    return VerifyResult(
+        name=str(payload.get("file", Path(target).name)),
+        kind=kind,
+        checksum=str(payload.get("checksum", "?")),
+        seconds=float(payload.get("seconds", 0.0)),
+        tables=payload.get("tables"),
+        rows=payload.get("rows"),
+        files=payload.get("files"),
+    )
+
+
+def prune_backups(stack: Stack, *, dry_run: bool) -> PruneResult:
+    """Apply the retention policy (DB_BACKUP_KEEP_DAILY/WEEKLY, DB_BACKUP_RETENTION_DAYS)."""
+    backup_container(stack)
+    argv = ["backupctl.py", "prune", "--json", *(["--dry-run"] if dry_run else [])]
+    payload = run_script(stack, argv, what="pruning the backups")
+    return PruneResult(
+        dry_run=bool(payload.get("dry_run", dry_run)),
+        kept=list(payload.get("kept", [])),
+        deleted=list(payload.get("deleted", [])),
+        orphans=list(payload.get("orphans", [])),
+    )
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "never"
+    hours, rest = divmod(max(seconds, 0), 3600)
+    return f"{hours // 24}d {hours % 24}h ago" if hours >= 24 else f"{hours}h {rest // 60}m ago"
+
+
+def backup_status(stack: Stack) -> dict[str, Any]:
+    """Flat `backups.*` entries for `stackctl status`: next runs and the age of the last successes.
+
+    Never raises: when the backup service does not answer, the entry says why.
+    """
+    try:
+        backup_container(stack)
+        report = run_script(stack, ["backupctl.py", "status", "--json"], what="reading the backup schedule")
+    except StackctlError as exc:
+        return {"backups": f"unavailable: {exc.message.splitlines()[0]}"}
+    entries: dict[str, Any] = {"backups.healthy": bool(report.get("healthy"))}
+    for kind in ("db", "media"):
+        part = report.get(kind) or {}
+        entries[f"backups.{kind}.next_run"] = part.get("next_run")
+        entries[f"backups.{kind}.last_success"] = _age(part.get("last_success_age_seconds"))
+    return entries

@@ -1,0 +1,233 @@
+"""Restore the prod stack's database or media from a backup, without risking the live data.
+
+The order, for both: check the backup (restore_*.sh --check: checksum, decryption, readable)
+-> ask (`confirm`, which raises Aborted when refused) -> safety backup labelled
+`pre-restore` -> stop the services that write (web and any other app service) ->
+restore_*.sh -> start them again and wait until healthy -> (db) drop the previous database.
+If anything fails once they are stopped, they are started again before the error propagates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from python_on_whales.exceptions import DockerException
+
+from stackctl.core.backup import (
+    SERVICE,
+    Kind,
+    Report,
+    age_identity,
+    backup_container,
+    run_script,
+    staged,
+    take_backup,
+)
+from stackctl.core.stack import Stack
+from stackctl.errors import BackupError, RestoreError, StackctlError
+
+# Services that do not write app data; every other running service is stopped meanwhile.
+NOT_WRITERS = frozenset({"db", "redis", "nginx", SERVICE})
+SAFETY_LABEL = "pre-restore"
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    kind: Kind
+    file: str
+    seconds: float
+    safety_backup: str  # the pre-restore backup taken just before
+    tables: int | None = None  # db
+    rows: int | None = None  # db
+    files: int | None = None  # media
+    old_database: str | None = None  # db: the previous database, when it could not be dropped
+
+
+def restore_db(
+    stack: Stack,
+    file: str | Path,
+    *,
+    confirm: Callable[[str], None],
+    report: Report = _quiet,
+    identity: Path | None = None,
+    timeout: int = 180,
+) -> RestoreResult:
+    """Replace POSTGRES_DB with the content of FILE (a host path or a backup name)."""
+    db = stack.config.database.postgres_db
+    return _restore(
+        stack,
+        "db",
+        file,
+        question=lambda name, writers: (
+            f"Replace the database {db!r} of {stack.name} with {name}?"
+            f" (a safety backup is taken first{_stopping(writers)})"
+        ),
+        confirm=confirm,
+        report=report,
+        identity=identity,
+        timeout=timeout,
+    )
+
+
+def restore_media(
+    stack: Stack,
+    file: str | Path,
+    *,
+    confirm: Callable[[str], None],
+    report: Report = _quiet,
+    identity: Path | None = None,
+    timeout: int = 180,
+) -> RestoreResult:
+    """Replace the content of the media volume with the archive FILE (a host path or a name)."""
+    return _restore(
+        stack,
+        "media",
+        file,
+        question=lambda name, writers: (
+            f"Replace every file of the media volume of {stack.name} with {name}?"
+            f" (a safety archive is taken first{_stopping(writers)})"
+        ),
+        confirm=confirm,
+        report=report,
+        identity=identity,
+        timeout=timeout,
+    )
+
+
+def _stopping(writers: list[str]) -> str:
+    return f"; {', '.join(writers)} stop meanwhile" if writers else ""
+
+
+def _restore(
+    stack: Stack,
+    kind: Kind,
+    file: str | Path,
+    *,
+    question: Callable[[str, list[str]], str],
+    confirm: Callable[[str], None],
+    report: Report,
+    identity: Path | None,
+    timeout: int,
+) -> RestoreResult:
+    started = time.monotonic()
+    script = f"restore_{kind}.sh"
+    backup_container(stack)
+    with staged(stack, file, error=RestoreError) as target, age_identity(stack, identity) as envs:
+        name = Path(target).name
+        report(f"checking {name}: checksum, decryption, readability")
+        check = run_script(
+            stack,
+            [script, "--check", target],
+            what=f"checking {name}",
+            envs=envs,
+            error=RestoreError,
+            hint="nothing was changed; the backup is damaged, unreadable or missing its .sha256 sidecar",
+        )
+        report(f"{name}: checksum {check.get('checksum')}, readable")
+        writers = running_writers(stack)
+        confirm(question(name, writers))
+        report(f"taking a safety {'backup' if kind == 'db' else 'archive'} of the current {kind}")
+        try:
+            safety = take_backup(stack, kind, label=SAFETY_LABEL, copy=False)
+        except BackupError as exc:
+            raise RestoreError(f"the safety backup failed, so nothing was restored: {exc.message}") from None
+        report(f"safety backup: {safety.file}")
+        payload = _with_writers_stopped(stack, writers, [script, target], name, envs, report, timeout)
+    old = payload.get("old_database")
+    kept_old = _drop_old(stack, str(old), report) if kind == "db" and old else None
+    return RestoreResult(
+        kind=kind,
+        file=name,
+        seconds=time.monotonic() - started,
+        safety_backup=safety.file,
+        tables=payload.get("tables"),
+        rows=payload.get("rows"),
+        files=payload.get("files"),
+        old_database=kept_old,
+    )
+
+
+def running_writers(stack: Stack) -> list[str]:
+    """The running services that may write to the database or the media volume."""
+    try:
+        containers = stack.client.compose.ps()
+    except DockerException as exc:
+        raise RestoreError(f"cannot list the services of {stack.name} (exit {exc.return_code})") from None
+    services = {(c.config.labels or {}).get("com.docker.compose.service", "") for c in containers if c.state.running}
+    return sorted(s for s in services if s and s not in NOT_WRITERS)
+
+
+def _with_writers_stopped(
+    stack: Stack,
+    writers: list[str],
+    argv: list[str],
+    name: str,
+    envs: dict[str, str],
+    report: Report,
+    timeout: int,
+) -> dict[str, Any]:
+    if writers:
+        report(f"stopping {', '.join(writers)}")
+        try:
+            stack.client.compose.stop(writers)
+        except DockerException as exc:
+            _start(stack, writers, report, timeout, quiet=True)
+            raise RestoreError(
+                f"could not stop {', '.join(writers)} (exit {exc.return_code}); nothing was restored"
+            ) from None
+    report(f"restoring {name}")
+    try:
+        payload = run_script(
+            stack,
+            argv,
+            what=f"restoring {name}",
+            envs=envs,
+            error=RestoreError,
+            hint="the live data was not replaced; the restore works on a copy until its last step",
+        )
+    except BaseException:
+        _start(stack, writers, report, timeout, quiet=True)
+        raise
+    try:
+        _start(stack, writers, report, timeout)
+    except StackctlError as exc:
+        old = payload.get("old_database")
+        back = f"; the previous database is kept as {old}" if old else ""
+        raise RestoreError(
+            f"{name} was restored, but {exc.message}{back}",
+            hint="read `stackctl logs web --prod`; `stackctl restore` with the pre-restore backup goes back",
+        ) from None
+    return payload
+
+
+def _start(stack: Stack, writers: list[str], report: Report, timeout: int, *, quiet: bool = False) -> None:
+    """Start the services again and wait until they are healthy."""
+    if not writers:
+        return
+    report(f"starting {', '.join(writers)} and waiting until healthy")
+    try:
+        stack.client.compose.up(writers, detach=True, wait=True, wait_timeout=timeout)
+    except DockerException as exc:
+        if quiet:
+            report(f"warning: could not start {', '.join(writers)} again (exit {exc.return_code})")
+            return
+        raise StackctlError(f"{', '.join(writers)} did not become healthy within {timeout}s") from None
+
+
+def _drop_old(stack: Stack, old: str, report: Report) -> str | None:
+    """Drop the previous database now that the app is healthy on the restored one."""
+    try:
+        run_script(stack, ["restore_db.sh", "--drop-old-only", old], what=f"dropping {old}")
+    except BackupError as exc:
+        report(f"warning: {exc.message.splitlines()[0]}; the previous database is kept as {old}")
+        return old
+    report(f"dropped the previous database {old}")
+    return None

@@ -1,0 +1,253 @@
+"""The rendered files pass the real tools: hadolint, shellcheck, `docker compose config` (dev
+alone, and prod merged on top without a .env) and `nginx -t` in the nginx image. The
+entrypoint's process supervision runs for real under the host's /bin/sh with stand-ins for
+python and daphne."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackctl.core.render import render_set
+from tests.render.stackfiles import CASES, Case, find_tool, load_fixture, own_files, render_case, run, write_tree
+
+DEV, PROD, TLS_DEV, TLS_PROD = CASES
+
+
+def _render_variant(tmp_path: Path, **extra: str) -> Path:
+    cfg = load_fixture("dev.env", "dev", tmp_path, extra=extra)
+    write_tree(tmp_path, own_files(render_set(cfg, profile="dev")))
+    return tmp_path
+
+
+# -- hadolint and shellcheck ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dependency_file", ["requirements.txt", "requirements/production.txt", "pyproject.toml", "Pipfile.lock"]
+)
+def test_hadolint_passes(dependency_file: str, tmp_path: Path) -> None:
+    hadolint = find_tool("hadolint")
+    root = _render_variant(tmp_path, DJANGO_DEPENDENCY_FILE=dependency_file)
+    result = run([hadolint, "--no-color", "compose/Dockerfile"], cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("concurrency", ["1", "3"])
+def test_shellcheck_passes(concurrency: str, tmp_path: Path) -> None:
+    shellcheck = find_tool("shellcheck")
+    root = _render_variant(tmp_path, WEB_CONCURRENCY=concurrency)
+    result = run([shellcheck, "--shell=sh", "--severity=style", "compose/entrypoint.sh"], cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the entrypoint's supervision, with stand-ins ---------------------------------------------
+
+FAKE_PYTHON = "#!/bin/sh\nexit 0\n"
+# Serves until TERM; the port named by EXIT_PORT exits with 3 after a moment.
+FAKE_DAPHNE = """#!/bin/sh
+port=""
+while [ $# -gt 0 ]; do [ "$1" = --port ] && port=$2; shift; done
+trap 'echo "stopped $port" >&2; exit 0' TERM
+echo "serving $port" >&2
+if [ "$port" = "${EXIT_PORT:-}" ]; then sleep 1; exit 3; fi
+while :; do sleep 0.1; done
+"""
+
+
+def _start_entrypoint(tmp_path: Path, workers: int, exit_port: str = "") -> subprocess.Popen[str]:
+    root = _render_variant(tmp_path / "stack", WEB_CONCURRENCY=str(workers))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("python", FAKE_PYTHON), ("daphne", FAKE_DAPHNE)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "EXIT_PORT": exit_port}
+    env.pop("WEB_CONCURRENCY", None)
+    return subprocess.Popen(
+        ["/bin/sh", str(root / "compose/entrypoint.sh")], env=env, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_until_serving(proc: subprocess.Popen[str], workers: int) -> list[str]:
+    """Every stand-in serves, and with several the supervisor has said so (its trap is set)."""
+    assert proc.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        serving = sum(line.startswith("serving") for line in seen)
+        announced = workers == 1 or any(line.startswith("entrypoint: daphne runs") for line in seen)
+        if serving == workers and announced:
+            break
+        seen.append(proc.stderr.readline().strip())
+    return seen
+
+
+def test_entrypoint_exits_non_zero_when_one_daphne_dies(tmp_path: Path) -> None:
+    proc = _start_entrypoint(tmp_path, workers=3, exit_port="8001")
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert "exited; stopping the others" in err
+    assert {"stopped 8000", "stopped 8002"} <= set(err.splitlines())
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_entrypoint_passes_sigterm_to_every_daphne(workers: int, tmp_path: Path) -> None:
+    proc = _start_entrypoint(tmp_path, workers=workers)
+    try:
+        seen = _wait_until_serving(proc, workers)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    stopped = {line for line in [*seen, *err.splitlines()] if line.startswith("stopped")}
+    assert stopped == {f"stopped {8000 + i}" for i in range(workers)}
+    assert proc.returncode == (0 if workers == 1 else 143)  # one daphne is exec'd: its own exit
+
+
+def test_entrypoint_runs_any_other_command(tmp_path: Path) -> None:
+    root = _render_variant(tmp_path)
+    result = run(["/bin/sh", str(root / "compose/entrypoint.sh"), "echo", "hello"])
+    assert (result.returncode, result.stdout) == (0, "hello\n")
+
+
+# -- docker compose config --------------------------------------------------------------------
+
+
+def _compose_config(compose: list[str], root: Path, files: list[str], env_file: str) -> dict[str, Any]:
+    args = [*compose, "--project-directory", str(root)]
+    for name in files:
+        args += ["-f", str(root / name)]
+    result = run([*args, "--env-file", str(root / env_file), "config", "--format", "json"], cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", f"compose warned: {result.stderr}"
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def _prod_tree(tmp_path: Path, case: Case, base: Case) -> Path:
+    """The base file rendered from the dev settings, the prod files from the prod settings, a
+    placeholder backup/Dockerfile, and no .env at all."""
+    write_tree(tmp_path, own_files(render_case(base, tmp_path)))
+    (tmp_path / ".env").unlink()
+    write_tree(tmp_path, own_files(render_case(case, tmp_path)))
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "Dockerfile").write_text("FROM scratch\n")
+    return tmp_path
+
+
+def test_compose_config_dev(docker_compose: list[str], tmp_path: Path) -> None:
+    write_tree(tmp_path, own_files(render_case(DEV, tmp_path)))
+    config = _compose_config(docker_compose, tmp_path, ["docker-compose.yml"], ".env")
+    services = config["services"]
+    assert set(services) == {"web", "db", "redis", "nginx"}
+    for name, service in services.items():
+        check = service["healthcheck"]
+        assert {"test", "interval", "timeout", "retries", "start_period"} <= set(check), name
+    assert {d: v["condition"] for d, v in services["web"]["depends_on"].items()} == {
+        "db": "service_healthy",
+        "redis": "service_healthy",
+    }
+    assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+    assert services["web"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
+    assert services["web"]["build"]["secrets"][0]["source"] == "ca_bundle"
+    assert config["secrets"]["ca_bundle"]["file"] == "/dev/null"
+    assert services["db"]["environment"]["POSTGRES_USER"] == "django"
+    assert "ports" not in services["db"] and "ports" not in services["redis"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in services["nginx"]["ports"]] == [
+        ("127.0.0.1", "8080", 80)
+    ]
+    # `backups` is declared here for prod's backup service; compose lists only used volumes.
+    assert set(config["volumes"]) == {"postgres_data", "media", "static"}
+    assert "\n  backups:\n" in (tmp_path / "docker-compose.yml").read_text()
+
+
+@pytest.mark.parametrize(("case", "base"), [(PROD, DEV), (TLS_PROD, TLS_DEV)], ids=["plain", "tls"])
+def test_compose_config_prod_merge_needs_no_dot_env(
+    case: Case, base: Case, docker_compose: list[str], tmp_path: Path
+) -> None:
+    root = _prod_tree(tmp_path, case, base)
+    cfg = load_fixture(case.env, "prod", tmp_path)
+    config = _compose_config(docker_compose, root, ["docker-compose.yml", "docker-compose.prod.yml"], ".env.prod")
+    services = config["services"]
+    assert set(services) == {"web", "db", "redis", "nginx", "backup"}
+    for name, service in services.items():
+        assert service["restart"] == "unless-stopped", name
+        assert service["logging"]["driver"] == "json-file", name
+        assert set(service["logging"]["options"]) == {"max-size", "max-file"}, name
+    for name in ("web", "db", "backup"):
+        # .env.prod was read (the dev fixture sets no ALLOWED_HOSTS).
+        assert services[name]["environment"]["DJANGO_ALLOWED_HOSTS"] == ",".join(cfg.django.django_allowed_hosts)
+    assert "ports" not in services["db"] and "ports" not in services["redis"]
+    web = services["web"]
+    assert web["environment"]["WEB_CONCURRENCY"] == str(cfg.resources.web_concurrency)
+    assert web["build"]["args"]["STATIC_ROOT"] == cfg.storage.static_root
+    assert {v["target"] for v in web["volumes"]} == {cfg.storage.static_root, cfg.storage.media_root}
+    assert web["deploy"]["resources"]["limits"]["cpus"] == float(cfg.resources.web_cpu_limit)
+    assert services["db"]["environment"]["POSTGRES_USER"] == cfg.database.postgres_user
+    nginx = services["nginx"]
+    conf = [v for v in nginx["volumes"] if v["target"] == "/etc/nginx/nginx.conf"]
+    assert [Path(v["source"]).name for v in conf] == ["nginx.prod.conf"]
+    published = sorted(p["target"] for p in nginx["ports"])
+    assert published == ([80, 443] if cfg.nginx.use_tls else [80])
+    certs = {v["target"] for v in nginx["volumes"] if v["target"].startswith("/etc/nginx/certs/")}
+    assert certs == ({"/etc/nginx/certs/fullchain.pem", "/etc/nginx/certs/privkey.pem"} if cfg.nginx.use_tls else set())
+    backup = services["backup"]
+    assert backup["build"]["args"]["POSTGRES_IMAGE"] == "postgres:15-bookworm"
+    assert backup["depends_on"]["db"]["condition"] == "service_healthy"
+    assert backup["healthcheck"]["test"] == ["CMD", "backup_healthcheck.sh"]
+    assert backup["stop_grace_period"] == "1m0s"
+    assert {v["target"] for v in backup["volumes"]} == {"/backups", cfg.storage.media_root}
+
+
+# -- nginx -t in the nginx image --------------------------------------------------------------
+
+NGINX_IMAGES = ("stackctl/nginx:1.22-bookworm", "nginx:1.22")
+
+
+@pytest.fixture(scope="module")
+def nginx_image() -> str:
+    """An nginx image that is already here; never pulled."""
+    from python_on_whales import DockerClient
+
+    from tests.render.stackfiles import missing
+
+    docker = DockerClient()
+    for image in NGINX_IMAGES:
+        if docker.image.exists(image):
+            return image
+    missing(f"an nginx image ({' or '.join(NGINX_IMAGES)}; `stackctl images build` makes the first)")
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("case", [DEV, PROD, TLS_PROD], ids=lambda c: c.name)
+def test_nginx_accepts_the_config(case: Case, nginx_image: str, test_certs: Path, tmp_path: Path) -> None:
+    from python_on_whales import DockerClient
+
+    rendered = own_files(render_case(case, tmp_path))
+    name = "nginx/nginx.prod.conf" if case.profile == "prod" else "nginx/nginx.conf"
+    conf = tmp_path / "nginx.conf"
+    conf.write_bytes(rendered[name][0])
+    output = DockerClient().run(
+        nginx_image,
+        ["sh", "-c", "nginx -t 2>&1"],
+        remove=True,
+        pull="never",
+        add_hosts=[("web", "127.0.0.1")],
+        volumes=[(conf, "/etc/nginx/nginx.conf", "ro"), (test_certs, "/etc/nginx/certs", "ro")],
+    )
+    assert isinstance(output, str)
+    assert "test is successful" in output
+    assert "[warn]" not in output and "[emerg]" not in output
