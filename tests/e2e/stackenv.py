@@ -208,5 +208,5 @@ def containers(proj: Proj, service: str) -> list[Any]:
     """The running containers of one service of a project (python-on-whales objects)."""
     from python_on_whales import DockerClient
 
-    found = DockerClient().container.list(filters={"label": f"com.docker.compose.project={proj.name}"})
+    found = DockerClient().container.list(filters=[("label", f"com.docker.compose.project={proj.name}")])
     return [c for c in found if c.config.labels.get("com.docker.compose.service") == service]

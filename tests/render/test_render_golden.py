@@ -92,6 +92,8 @@ def test_nginx_upstream_and_entrypoint_agree_on_ports(concurrency: int, tmp_path
     assert [int(p) for p in upstream] == cfg.web_ports == [8000 + i for i in range(concurrency)]
     assert f'WORKERS="${{WEB_CONCURRENCY:-{concurrency}}}"' in files["compose/entrypoint.sh"]
     assert f'WEB_CONCURRENCY: "{concurrency}"' in files["docker-compose.yml"]
+    assert 'APP="${DJANGO_ASGI_APPLICATION:-config.asgi:application}"' in files["compose/entrypoint.sh"]
+    assert 'DJANGO_ASGI_APPLICATION: "config.asgi:application"' in files["docker-compose.yml"]
 
 
 DEPENDENCY_STEPS = [

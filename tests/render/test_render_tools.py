@@ -192,6 +192,7 @@ def test_compose_config_prod_merge_needs_no_dot_env(
     assert "ports" not in services["db"] and "ports" not in services["redis"]
     web = services["web"]
     assert web["environment"]["WEB_CONCURRENCY"] == str(cfg.resources.web_concurrency)
+    assert web["environment"]["DJANGO_ASGI_APPLICATION"] == cfg.django.django_asgi_application
     assert web["build"]["args"]["STATIC_ROOT"] == cfg.storage.static_root
     assert {v["target"] for v in web["volumes"]} == {cfg.storage.static_root, cfg.storage.media_root}
     assert web["deploy"]["resources"]["limits"]["cpus"] == float(cfg.resources.web_cpu_limit)

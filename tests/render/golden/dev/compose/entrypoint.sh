@@ -7,12 +7,13 @@
 #   healthcheck      exit 0 when /healthz answers 200 on every daphne port
 #   anything else    run it (`docker compose run web sh`)
 #
-# Environment: WEB_CONCURRENCY daphne processes on ports 8000, 8001, ... (compose sets it
-# from the profile's settings; nginx's upstream lists the same ports), DB_WAIT_TIMEOUT
-# seconds to wait for the database (default 60), LOG_LEVEL (daphne's verbosity).
+# Environment: WEB_CONCURRENCY daphne processes on ports 8000, 8001, ... and the
+# DJANGO_ASGI_APPLICATION they serve (compose sets both from the profile's settings; nginx's
+# upstream lists the same ports), DB_WAIT_TIMEOUT seconds to wait for the database
+# (default 60), LOG_LEVEL (daphne's verbosity).
 set -eu
 
-APP="config.asgi:application"
+APP="${DJANGO_ASGI_APPLICATION:-config.asgi:application}"
 WORKERS="${WEB_CONCURRENCY:-1}"
 FIRST_PORT=8000
 

@@ -1,0 +1,179 @@
+"""`stackctl backup` / `stackctl restore` and their core on a real engine.
+
+A small prod compose project stands in for the app: the real rendered backup/ service,
+a `db` from stackctl/postgres:15-bookworm and a `web` that only idles and is healthy, so
+that the restore's stop / start / wait-healthy steps are exercised without building Django.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackctl.config import load_config
+from stackctl.core import backup as core
+from stackctl.core.project import Project
+from stackctl.core.render import render_set
+from stackctl.core.restore import restore_db
+from stackctl.core.stack import Stack
+from stackctl.errors import Aborted, RestoreError
+
+pytestmark = pytest.mark.engine
+
+POSTGRES_IMAGE = "stackctl/postgres:15-bookworm"
+COMPOSE = f"""
+services:
+  db:
+    image: {POSTGRES_IMAGE}
+    pull_policy: never
+    env_file: [.env.prod]
+    volumes: [pgdata:/var/lib/postgresql/data]
+    healthcheck:
+      test: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-U", "shopper"]
+      interval: 2s
+      retries: 30
+  web:
+    # the real web image runs as uid 1000 too; backup starts first so that its image
+    # (with /srv/media owned by 1000) seeds the media volume
+    image: stackctl/debian:bookworm
+    pull_policy: never
+    user: "1000:1000"
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+    volumes: ["media:/srv/media"]
+    healthcheck: {{test: ["CMD", "true"], interval: 2s}}
+    depends_on: {{db: {{condition: service_healthy}}, backup: {{condition: service_started}}}}
+  backup:
+    build: {{context: ./backup, args: {{POSTGRES_IMAGE: {POSTGRES_IMAGE}}}}}
+    env_file: [.env.prod]
+    volumes: ["backups:/backups", "media:/srv/media"]
+    depends_on: {{db: {{condition: service_healthy}}}}
+    stop_grace_period: 60s
+    healthcheck: {{test: ["CMD", "backup_healthcheck.sh"], interval: 5s}}
+volumes: {{pgdata: {{}}, backups: {{}}, media: {{}}}}
+"""
+CHECKSUM = "SELECT md5(coalesce(string_agg(n::text, ',' ORDER BY n), '')) FROM numbers"
+
+
+class Proj:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        loaded = load_config(root / ".env.prod", profile="prod")
+        self.stack = Stack(Project(root), "prod", config=loaded.config)
+
+    def sql(self, query: str) -> str:
+        out = self.stack.client.compose.execute(
+            "db",
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-U", "shopper", "-d", "shop", "-c", query],
+            tty=False,
+        )
+        return str(out).strip()
+
+    def web_started_at(self) -> str:
+        web = self.stack.client.compose.ps(services=["web"])[0]
+        return f"{web.state.status} {web.state.started_at}"
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
+    root = tmp_path_factory.mktemp("backup-cli")
+    (root / ".env.prod").write_text(
+        f"STACK_NAME=bk{uuid.uuid4().hex[:8]}\nDJANGO_SECRET_KEY={secrets.token_urlsafe(50)}\n"
+        f"POSTGRES_USER=shopper\nPOSTGRES_PASSWORD={secrets.token_urlsafe(24)}\nPOSTGRES_DB=shop\n"
+        f"POSTGRES_IMAGE={POSTGRES_IMAGE}\n"
+    )
+    (root / ".env.prod").chmod(0o600)
+    (root / "docker-compose.yml").write_text(COMPOSE)
+    (root / "docker-compose.prod.yml").write_text("services: {}\n")
+    p = Proj(root)
+    for rel, (content, mode) in render_set(p.stack.config).items():
+        if rel.startswith("backup/"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(content)
+            (root / rel).chmod(mode)
+    try:
+        p.stack.client.compose.up(detach=True, wait=True, wait_timeout=300, build=True)
+        p.sql("CREATE TABLE numbers (n int PRIMARY KEY); INSERT INTO numbers SELECT generate_series(1, 1000)")
+        p.stack.client.compose.execute("web", ["sh", "-c", "mkdir -p /srv/media/a && echo one > /srv/media/a/1.txt"])
+        yield p
+    finally:
+        p.stack.client.compose.down(volumes=True, remove_orphans=True, remove_images="local", timeout=10)
+
+
+def test_backup_now_list_verify_prune(proj: Proj, cli: Any) -> None:
+    result = cli("backup", "now", "all", "-C", str(proj.root), "--json")
+    assert result.code == 0, result.output
+    made = json.loads(result.out)
+    assert [m["kind"] for m in made] == ["db", "media"] and all(m["bytes"] > 0 for m in made)
+
+    listed = cli("backup", "list", "-C", str(proj.root), "--json")
+    names = {b["name"]: b for b in json.loads(listed.out)}
+    assert {m["file"] for m in made} <= set(names) and all(names[m["file"]]["sha256_ok"] for m in made)
+
+    verified = core.verify_backup(proj.stack, made[0]["file"])
+    assert (verified.kind, verified.checksum, verified.tables, verified.rows) == ("db", "ok", 1, 1000)
+    media = cli("backup", "verify", made[1]["file"], "-C", str(proj.root))
+    assert media.code == 0 and "1 files" in media.err
+
+    pruned = core.prune_backups(proj.stack, dry_run=True)
+    assert pruned.dry_run and set(pruned.kept) >= {m["file"] for m in made}
+    status = core.backup_status(proj.stack)
+    assert status["backups.healthy"] is True and status["backups.db.next_run"]
+
+
+def test_restore_without_terminal_or_yes_refuses(proj: Proj, cli: Any) -> None:
+    name = core.backup_now(proj.stack, "db")[0].file
+    before = proj.web_started_at()
+    result = cli("restore", "db", name, "-C", str(proj.root))
+    assert result.code == 9 and "--yes" in result.err
+    assert proj.web_started_at() == before  # nothing was stopped
+
+
+def test_restore_db_round_trip_from_a_host_file(proj: Proj, tmp_path: Path) -> None:
+    made = core.backup_now(proj.stack, "db")[0]
+    container = core.backup_container(proj.stack)
+    for suffix in ("", ".sha256"):  # a copy on the host, as after an off-site download
+        proj.stack.client.copy((container, f"/backups/db/{made.file}{suffix}"), tmp_path / f"{made.file}{suffix}")
+    expected = proj.sql(CHECKSUM)
+    proj.sql("DELETE FROM numbers WHERE n > 10")
+    questions: list[str] = []
+    steps: list[str] = []
+    result = restore_db(proj.stack, tmp_path / made.file, confirm=questions.append, report=steps.append)
+    assert proj.sql(CHECKSUM) == expected
+    assert (result.tables, result.rows, result.old_database) == (1, 1000, None)  # old database dropped
+    assert "pre-restore" in result.safety_backup and questions and "shop" in questions[0]
+    assert any(step.startswith("stopping web") for step in steps) and any("starting web" in s for s in steps)
+    assert proj.stack.client.compose.ps(services=["web"])[0].state.health.status == "healthy"  # type: ignore[union-attr]
+    assert proj.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'shop\\_%'") == "0"
+
+
+def test_refused_confirmation_and_damaged_file_change_nothing(proj: Proj, tmp_path: Path) -> None:
+    name = core.backup_now(proj.stack, "db")[0].file
+    proj.sql("DELETE FROM numbers WHERE n > 500")
+    live, before = proj.sql(CHECKSUM), proj.web_started_at()
+
+    def refuse(question: str) -> None:
+        raise Aborted("aborted: nothing was changed")
+
+    with pytest.raises(Aborted):
+        restore_db(proj.stack, name, confirm=refuse)
+    damaged = tmp_path / "shop-20000101T000000Z.dump"
+    damaged.write_bytes(b"PGDMP" + b"\0" * 100)
+    with pytest.raises(RestoreError, match="sidecar"):
+        restore_db(proj.stack, damaged, confirm=lambda q: None)
+    assert proj.sql(CHECKSUM) == live and proj.web_started_at() == before
+
+
+def test_restore_media_with_cli(proj: Proj, cli: Any) -> None:
+    archive = core.backup_now(proj.stack, "media")[0].file
+    proj.stack.client.compose.execute("web", ["sh", "-c", "rm -rf /srv/media/a && echo two > /srv/media/2.txt"])
+    result = cli("restore", "media", archive, "--yes", "-C", str(proj.root), "--json")
+    assert result.code == 0, result.output
+    assert json.loads(result.out)["files"] == 1
+    listing = proj.stack.client.compose.execute("web", ["find", "/srv/media", "-type", "f"], tty=False)
+    assert str(listing).split() == ["/srv/media/a/1.txt"]
