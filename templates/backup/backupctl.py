@@ -299,12 +299,11 @@ def _run_json(command: Sequence[str]) -> tuple[int, dict[str, Any]]:
     return proc.returncode, payload
 
 
-def verify(settings: Settings, target: str) -> tuple[int, dict[str, Any]]:
-    name = Path(target).name
-    parsed = parse_backup(Path(name), good=False)
-    script = "restore_media.sh" if parsed and parsed.kind == "media" else "restore_db.sh"
-    mode = "--check" if script == "restore_media.sh" else "--verify"
-    code, payload = _run_json([script, mode, target])
+def verify(target: str) -> tuple[int, dict[str, Any]]:
+    """A media archive is listed; a database dump is restored into a scratch database and counted."""
+    media = Path(target).name.removesuffix(".age").endswith((".tar.gz", ".tgz"))
+    command = ["restore_media.sh", "--check", target] if media else ["restore_db.sh", "--verify", target]
+    code, payload = _run_json(command)
     payload.setdefault("file", target)
     payload["ok"] = code == 0
     return code, payload
@@ -373,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
     elif args.command == "verify":
-        code, payload = verify(settings, args.file)
+        code, payload = verify(args.file)
         _print(payload, args.json)
         return code
     elif args.command == "status":

@@ -43,6 +43,13 @@ def read_env(path: Path) -> dict[str, str]:
     return {k: v for k, v in pairs}
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Tests look at redirects themselves."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 @dataclass
 class Response:
     status: int
@@ -60,9 +67,10 @@ def http(
     import ssl
 
     ctx = ssl._create_unverified_context()  # the test certificate is self-signed
+    opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=ctx))
     req = urllib.request.Request(url, data=data, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
+        with opener.open(req, timeout=timeout) as resp:
             return Response(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
     except urllib.error.HTTPError as err:
         return Response(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())

@@ -436,3 +436,43 @@ def test_scheduler_runs_on_cron_and_stops_on_sigterm(lab: Lab, seeded: str) -> N
     scheduler.stop(time=30)
     assert lab.client.container.inspect(scheduler.id).state.exit_code == 0
     assert "stopped" in str(lab.client.container.logs(scheduler))
+
+
+def test_scheduler_aborts_a_stuck_job_on_sigterm(lab: Lab, seeded: str) -> None:
+    """A dump blocked on a lock is stopped after BACKUP_STOP_FINISH_SECONDS: no partial file, exit 0."""
+    before = lab.files("/backups/db")
+    lab.db.execute(
+        ["psql", "-U", "shopper", "-d", DB_NAME, "-c", "BEGIN; LOCK TABLE items; SELECT pg_sleep(150)"], detach=True
+    )
+    scheduler = lab.client.run(
+        lab.tag,
+        detach=True,
+        name=f"{lab.network.name}-stuck",
+        networks=[lab.network],
+        env_files=[lab.env_file],
+        envs={"DB_BACKUP_CRON": "* * * * *", "MEDIA_BACKUP_CRON": "0 0 1 1 *", "BACKUP_STOP_FINISH_SECONDS": "2"},
+        volumes=[(lab.backups, "/backups"), (lab.media, "/srv/media")],
+        pull="never",
+    )
+    assert isinstance(scheduler, Container)
+    lab.containers.append(scheduler)
+    try:
+        logs = ""
+        for _ in range(85):  # bounded wait for the job to start (and block on the lock)
+            logs = str(lab.client.container.logs(scheduler))
+            if "db: starting" in logs:
+                break
+            time.sleep(1)
+        assert "db: starting" in logs, logs
+        time.sleep(2)
+        scheduler.stop(time=40)
+        assert lab.client.container.inspect(scheduler.id).state.exit_code == 0
+        logs = str(lab.client.container.logs(scheduler))
+        assert "stopping the running job" in logs and "db: failed" in logs and "stopped" in logs
+        assert lab.files("/backups/db") == before  # the partial dump was removed
+    finally:
+        lab.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE query LIKE '%pg_sleep(150)%' AND pid <> pg_backend_pid()",
+            "postgres",
+        )

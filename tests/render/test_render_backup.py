@@ -56,3 +56,12 @@ def test_scripts_are_strict(name: str, backup_dir: Path) -> None:
     text = (backup_dir / name).read_text()
     assert text.startswith(("#!/usr/bin/env bash\n", "#!/bin/sh\n"))
     assert "set -euo pipefail" in text or (text.startswith("#!/bin/sh") and "set -eu" in text)
+
+
+def test_the_backup_service_gets_the_validated_settings(tmp_path: Path) -> None:
+    """.env.prod may leave variables at their defaults: compose states them for the container."""
+    compose = render_case(PROD, tmp_path)["docker-compose.prod.yml"][0].decode()
+    block = compose[compose.index("\n  backup:\n") :]
+    for name in ("POSTGRES_USER", "POSTGRES_DB", "POSTGRES_HOST", "DB_BACKUP_CRON", "MEDIA_ROOT", "MEDIA_BACKUP_CRON"):
+        assert f"\n      {name}: " in block
+    assert "POSTGRES_PASSWORD" not in block  # from .env.prod only

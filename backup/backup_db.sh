@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# backup_db.sh [--label LABEL]
+#
+# Dump POSTGRES_DB (custom format, -Z BACKUP_COMPRESS_LEVEL) to
+# DB_BACKUPS_DIR/<db>-<UTC YYYYmmddTHHMMSSZ>[-LABEL].dump (.dump.age when
+# BACKUP_AGE_RECIPIENTS is set), atomically, with a NAME.sha256 sidecar. A failed dump
+# leaves no file. On success: touch /backups/last-success-db, apply the retention policy,
+# and print one JSON line: {"file", "bytes", "seconds", "sha256", ...}.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=backup_common.sh
+. "$(dirname -- "$(readlink -f -- "$0")")/backup_common.sh"
+
+label=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --label) label=${2:?--label needs a value}; shift 2 ;;
+        --label=*) label=${1#--label=}; shift ;;
+        -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) die "unknown argument: $1" 2 ;;
+    esac
+done
+case "$label" in
+    "" | [A-Za-z0-9]*) ;;
+    *) die "a label starts with a letter or digit" 2 ;;
+esac
+case "$label" in
+    *[!A-Za-z0-9_-]*) die "a label may only hold letters, digits, - and _" 2 ;;
+esac
+
+pg_env
+age_recipients
+mkdir -p -- "$DB_BACKUPS_DIR"
+take_lock db
+
+tmp=""
+cleanup() {
+    [ -z "$tmp" ] || rm -f -- "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+started=$(now_ms)
+stamp=$(utc_stamp)
+name="$POSTGRES_DB-$stamp${label:+-$label}.dump"
+[ "$ENCRYPT" = 0 ] || name="$name.age"
+[ ! -e "$DB_BACKUPS_DIR/$name" ] || die "$name already exists; try again in a second" 75
+tmp=$(mktemp "$DB_BACKUPS_DIR/.tmp-db-XXXXXX")
+
+log "dumping $POSTGRES_DB from $PGHOST:$PGPORT to $name"
+if [ "$ENCRYPT" = 1 ]; then
+    pg_dump --no-password -Fc -Z "$COMPRESS_LEVEL" -d "$POSTGRES_DB" | maybe_encrypt >"$tmp"
+else
+    # Straight to the file, so the archive records data offsets (parallel restore needs them).
+    pg_dump --no-password -Fc -Z "$COMPRESS_LEVEL" -d "$POSTGRES_DB" -f "$tmp"
+fi
+
+seal "$tmp" "$DB_BACKUPS_DIR/$name"
+tmp=""
+mark_success db "$name"
+bytes=$(stat -c %s -- "$DB_BACKUPS_DIR/$name")
+seconds=$(seconds_since "$started")
+log "wrote $name ($bytes bytes in ${seconds}s)"
+
+if ! backupctl.py prune --kind db >&2; then
+    log "warning: the retention policy could not be applied; the new backup is kept"
+fi
+emit_json kind=db "file=$name" "path=$DB_BACKUPS_DIR/$name" "bytes:=$bytes" "seconds:=$seconds" \
+    "sha256=$SEALED_SHA256" "encrypted:=$([ "$ENCRYPT" = 1 ] && echo true || echo false)"

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# backup_media.sh [--label LABEL] [--no-copy]
+#
+# Archive MEDIA_ROOT to /backups/media/media-<UTC YYYYmmddTHHMMSSZ>[-LABEL].tar.gz
+# (.tar.gz.age when BACKUP_AGE_RECIPIENTS is set), atomically, with a NAME.sha256
+# sidecar, then copy both to MEDIA_BACKUP_TARGET when it is set (unless --no-copy):
+# a local path, rsync://host/module/path, [user@]host:/path (rsync over ssh) or
+# rclone:remote:path. A failed copy exits 3 and keeps the local archive.
+# Prints one JSON line: {"file", "bytes", "seconds", "sha256", "copied_to", ...}.
+#
+# gzip, not zstd: media is mostly already-compressed images and documents, so zstd
+# would save little, while tar -z is readable by every tar on every host.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=backup_common.sh
+. "$(dirname -- "$(readlink -f -- "$0")")/backup_common.sh"
+
+label=""
+copy=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --label) label=${2:?--label needs a value}; shift 2 ;;
+        --label=*) label=${1#--label=}; shift ;;
+        --no-copy) copy=0; shift ;;
+        -h | --help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) die "unknown argument: $1" 2 ;;
+    esac
+done
+case "$label" in
+    "" | [A-Za-z0-9]*) ;;
+    *) die "a label starts with a letter or digit" 2 ;;
+esac
+case "$label" in
+    *[!A-Za-z0-9_-]*) die "a label may only hold letters, digits, - and _" 2 ;;
+esac
+[ -d "$MEDIA_ROOT" ] || die "MEDIA_ROOT ($MEDIA_ROOT) is not a folder" 66
+
+age_recipients
+mkdir -p -- "$MEDIA_BACKUPS_DIR"
+take_lock media
+
+tmp=""
+# shellcheck disable=SC2317  # run by the EXIT trap
+cleanup() {
+    [ -z "$tmp" ] || rm -f -- "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+# GNU tar exits 1 when a file changed while it was read: the archive is still usable.
+archive_media() {
+    local rc=0
+    tar -C "$MEDIA_ROOT" --exclude=./.restore-tmp --exclude=./.restore-old \
+        --warning=no-file-changed -cf - . || rc=$?
+    [ "$rc" -le 1 ] || return "$rc"
+}
+
+# Credentials for the copy live in the backups volume (docs/deployment.md says how to put
+# them there): CREDENTIALS/ssh_key + known_hosts, rclone.conf, rsync.password.
+CREDENTIALS=$BACKUP_ROOT/.credentials
+
+# Copy FILE and FILE.sha256 to MEDIA_BACKUP_TARGET (the archive first, the sidecar last).
+copy_to_target() {
+    local file=$1 target=$2 ssh
+    case "$target" in
+        rclone:*)
+            [ ! -f "$CREDENTIALS/rclone.conf" ] || export RCLONE_CONFIG="$CREDENTIALS/rclone.conf"
+            rclone copy --no-traverse -- "$file" "${target#rclone:}" &&
+                rclone copy --no-traverse -- "$file.sha256" "${target#rclone:}"
+            ;;
+        rsync://*)
+            local auth=()
+            [ ! -f "$CREDENTIALS/rsync.password" ] || auth=("--password-file=$CREDENTIALS/rsync.password")
+            rsync -t --mkpath "${auth[@]}" -- "$file" "$file.sha256" "${target%/}/"
+            ;;
+        /*)
+            mkdir -p -- "$target" &&
+                cp -- "$file" "$target/.tmp-$(basename -- "$file")" &&
+                mv -f -- "$target/.tmp-$(basename -- "$file")" "$target/$(basename -- "$file")" &&
+                cp -- "$file.sha256" "$target/$(basename -- "$file").sha256"
+            ;;
+        *:*)
+            ssh="ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
+            if [ -f "$CREDENTIALS/ssh_key" ]; then
+                ssh="$ssh -i $CREDENTIALS/ssh_key -o UserKnownHostsFile=$CREDENTIALS/known_hosts"
+            fi
+            rsync -t --mkpath -e "$ssh" -- "$file" "$file.sha256" "${target%/}/"
+            ;;
+        *)
+            log "MEDIA_BACKUP_TARGET must be a /path, rsync://host/module/path, [user@]host:/path or rclone:remote:path"
+            return 2
+            ;;
+    esac
+}
+
+started=$(now_ms)
+name="media-$(utc_stamp)${label:+-$label}.tar.gz"
+[ "$ENCRYPT" = 0 ] || name="$name.age"
+[ ! -e "$MEDIA_BACKUPS_DIR/$name" ] || die "$name already exists; try again in a second" 75
+tmp=$(mktemp "$MEDIA_BACKUPS_DIR/.tmp-media-XXXXXX")
+level=$COMPRESS_LEVEL
+[ "$level" -ge 1 ] || level=1
+
+log "archiving $MEDIA_ROOT to $name"
+archive_media | gzip -n "-$level" | maybe_encrypt >"$tmp"
+seal "$tmp" "$MEDIA_BACKUPS_DIR/$name"
+tmp=""
+mark_success media "$name"
+bytes=$(stat -c %s -- "$MEDIA_BACKUPS_DIR/$name")
+log "wrote $name ($bytes bytes)"
+
+target=${MEDIA_BACKUP_TARGET:-}
+status=0
+copied=null
+if [ "$copy" = 1 ] && [ -n "$target" ]; then
+    log "copying $name to $target"
+    if copy_to_target "$MEDIA_BACKUPS_DIR/$name" "$target" >&2; then
+        copied=true
+    else
+        copied=false
+        status=3
+        log "error: the copy to $target failed; the local archive is kept"
+    fi
+fi
+
+if ! backupctl.py prune --kind media >&2; then
+    log "warning: the retention policy could not be applied; the new archive is kept"
+fi
+copied_to=(copied_to:=null)
+[ -z "$target" ] || copied_to=("copied_to=$target")
+emit_json kind=media "file=$name" "path=$MEDIA_BACKUPS_DIR/$name" "bytes:=$bytes" \
+    "seconds:=$(seconds_since "$started")" "sha256=$SEALED_SHA256" "${copied_to[@]}" "copied:=$copied"
+exit "$status"

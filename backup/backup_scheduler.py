@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""backup_scheduler.py: run backup_db.sh and backup_media.sh on their cron schedules.
+
+The backup container's main process. A croniter loop, not a cron daemon: one log line per
+event on stdout (never a secret), its state in /backups/.scheduler.json, and on SIGTERM
+or SIGINT it lets a running job finish (up to BACKUP_STOP_FINISH_SECONDS, default 40),
+else stops that job's whole process group (its trap removes the partial file), and
+exits 0. Jobs run one at a time; a run missed while another ran (or while the container
+was down) is skipped, not caught up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backupctl import UTC, Settings, iso, next_runs
+
+
+def log(text: str) -> None:
+    print(f"{iso(dt.datetime.now(UTC))} backup_scheduler: {text}", flush=True)
+
+
+@dataclass
+class Job:
+    kind: str
+    cron: str
+    command: list[str]
+    next_run: dt.datetime
+    last_run: dt.datetime | None = None
+    last_success: dt.datetime | None = None
+    last_exit: int | None = None
+    running: bool = False
+
+    def schedule(self, now: dt.datetime) -> None:
+        self.next_run = next_runs(self.cron, now, 1)[0]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "cron": self.cron,
+            "next_run": iso(self.next_run),
+            "last_run": iso(self.last_run),
+            "last_success": iso(self.last_success),
+            "last_exit": self.last_exit,
+            "running": self.running,
+        }
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, jobs: list[Job], *, finish_seconds: float) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.finish_seconds = finish_seconds
+        self.stop = threading.Event()
+        self.started = dt.datetime.now(UTC)
+
+    def request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.stop.is_set():
+            log(f"received {signal.Signals(signum).name}; stopping")
+        self.stop.set()
+
+    def write_state(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "started": iso(self.started),
+            "updated": iso(dt.datetime.now(UTC)),
+            "stopping": self.stop.is_set(),
+            "jobs": {job.kind: job.state() for job in self.jobs},
+        }
+        path = self.settings.state_file
+        tmp = path.with_name(f".tmp-scheduler-{os.getpid()}.json")
+        try:
+            tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log(f"warning: could not write {path}: {exc.strerror}")
+
+    def run(self) -> int:
+        now = dt.datetime.now(UTC)
+        for job in self.jobs:
+            job.schedule(now)
+            log(f"{job.kind}: cron {job.cron!r}, next run {iso(job.next_run)}")
+        self.write_state()
+        while not self.stop.is_set():
+            job = min(self.jobs, key=lambda j: j.next_run)
+            wait = (job.next_run - dt.datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                self.stop.wait(min(wait, 30.0))  # wake up now and then: the clock may jump
+                continue
+            self.run_job(job)
+            job.schedule(dt.datetime.now(UTC))
+            log(f"{job.kind}: next run {iso(job.next_run)}")
+            self.write_state()
+        self.write_state()
+        log("stopped")
+        return 0
+
+    def run_job(self, job: Job) -> None:
+        job.running, job.last_run = True, dt.datetime.now(UTC)
+        self.write_state()
+        log(f"{job.kind}: starting {' '.join(job.command)}")
+        proc = subprocess.Popen(job.command, start_new_session=True)
+        code = self._wait(proc, job)
+        job.running, job.last_exit = False, code
+        if code == 0:
+            job.last_success = dt.datetime.now(UTC)
+            log(f"{job.kind}: succeeded")
+        else:
+            log(f"{job.kind}: failed with exit code {code}")
+
+    def _wait(self, proc: subprocess.Popen[bytes], job: Job) -> int:
+        while proc.poll() is None:
+            if not self.stop.wait(0.5):
+                continue
+            log(f"{job.kind}: waiting up to {self.finish_seconds:.0f}s for the running job to finish")
+            try:
+                return proc.wait(timeout=self.finish_seconds)
+            except subprocess.TimeoutExpired:
+                return self._abort(proc, job)
+        return proc.returncode
+
+    def _abort(self, proc: subprocess.Popen[bytes], job: Job) -> int:
+        log(f"{job.kind}: stopping the running job; it removes its partial file")
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                return proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
+        return proc.wait()
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    finish = float(os.environ.get("BACKUP_STOP_FINISH_SECONDS") or 40)
+    epoch = dt.datetime.now(UTC)
+    try:
+        jobs = [
+            Job("db", settings.db_cron, ["backup_db.sh"], epoch),
+            Job("media", settings.media_cron, ["backup_media.sh"], epoch),
+        ]
+        for job in jobs:
+            next_runs(job.cron, epoch, 1)
+    except (ValueError, KeyError) as exc:
+        log(f"error: invalid cron expression: {exc}")
+        return 2
+    scheduler = Scheduler(settings, jobs, finish_seconds=finish)
+    signal.signal(signal.SIGTERM, scheduler.request_stop)
+    signal.signal(signal.SIGINT, scheduler.request_stop)
+    log(f"started (db backups in {settings.db_dir}, media archives in {settings.media_dir})")
+    return scheduler.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""backupctl: list, prune, verify, status and healthcheck of the stack's backups.
+
+Runs inside the backup container (python 3.11 stdlib + croniter); the scripts beside it
+and stackctl call it. The unit tests import it straight from templates/backup/, so this
+file must never contain Jinja syntax.
+
+Backups are files named `<prefix>-<UTC YYYYmmddTHHMMSSZ>[-<label>].<dump|tar.gz>[.age]`
+with a `NAME.sha256` sidecar (sha256sum format). A backup without its sidecar is "bad":
+it is listed, but never counts as a good backup for retention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+UTC = dt.UTC
+NAME_RE = re.compile(
+    r"^(?P<prefix>.+)-(?P<ts>\d{8}T\d{6}Z)(?:-(?P<label>[A-Za-z0-9][A-Za-z0-9_-]*))?"
+    r"\.(?P<ext>dump|tar\.gz)(?P<age>\.age)?$"
+)
+TEMP_PREFIX = ".tmp-"
+ORPHAN_SECONDS = 3600
+GRACE = dt.timedelta(minutes=10)
+
+
+# -- settings ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Settings:
+    """What the container's environment (the stack's .env.prod) says. Defaults match stackctl's."""
+
+    root: Path
+    db_dir: Path
+    media_dir: Path
+    db_cron: str
+    media_cron: str
+    retention_days: int
+    keep_daily: int
+    keep_weekly: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        root = Path(env.get("BACKUP_ROOT") or "/backups")
+        return cls(
+            root=root,
+            db_dir=Path(env.get("DB_BACKUPS_DIR") or root / "db"),
+            media_dir=root / "media",
+            db_cron=env.get("DB_BACKUP_CRON") or "0 3 * * *",
+            media_cron=env.get("MEDIA_BACKUP_CRON") or "30 3 * * *",
+            retention_days=int(env.get("DB_BACKUP_RETENTION_DAYS") or 30),
+            keep_daily=int(env.get("DB_BACKUP_KEEP_DAILY") or 7),
+            keep_weekly=int(env.get("DB_BACKUP_KEEP_WEEKLY") or 4),
+        )
+
+    def marker(self, kind: str) -> Path:
+        return self.root / f"last-success-{kind}"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / ".scheduler.json"
+
+
+# -- backups on disk --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    kind: str  # "db" or "media"
+    created: dt.datetime  # UTC, from the name
+    label: str | None
+    good: bool  # its .sha256 sidecar exists
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def encrypted(self) -> bool:
+        return self.name.endswith(".age")
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_name(self.name + ".sha256")
+
+
+def parse_backup(path: Path, *, good: bool | None = None) -> Backup | None:
+    """A Backup for a file named like one, else None."""
+    match = NAME_RE.match(path.name)
+    if not match:
+        return None
+    created = dt.datetime.strptime(match["ts"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    kind = "db" if match["ext"] == "dump" else "media"
+    if good is None:
+        good = path.with_name(path.name + ".sha256").is_file()
+    return Backup(path, kind, created, match["label"], good)
+
+
+def scan(directory: Path) -> list[Backup]:
+    """Every backup in one folder, newest first."""
+    if not directory.is_dir():
+        return []
+    found = [parse_backup(p) for p in directory.iterdir() if p.is_file()]
+    return sorted((b for b in found if b is not None), key=lambda b: b.created, reverse=True)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksum_ok(backup: Backup) -> bool | None:
+    """True/False when the sidecar matches or not; None when there is no sidecar."""
+    if not backup.sidecar.is_file():
+        return None
+    expected = backup.sidecar.read_text(encoding="utf-8").split()
+    return bool(expected) and expected[0].lower() == sha256_of(backup.path)
+
+
+# -- retention --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Policy:
+    keep_daily: int
+    keep_weekly: int
+    retention_days: int
+
+
+def _newest_per_period(good: Sequence[Backup], count: int, period: Any) -> set[Path]:
+    """The newest backup of each of the last `count` periods that have a good backup."""
+    kept: set[Path] = set()
+    seen: list[object] = []
+    for backup in good:  # newest first
+        key = period(backup.created)
+        if key in seen:
+            continue
+        if len(seen) >= count:
+            break
+        seen.append(key)
+        kept.add(backup.path)
+    return kept
+
+
+def retention(backups: Iterable[Backup], policy: Policy, now: dt.datetime) -> tuple[list[Backup], list[Backup]]:
+    """Split backups of one kind into (keep, delete). Pure: no disk access.
+
+    Among good backups (sidecar present) keep: the newest of each of the last KEEP_DAILY
+    days that have one, the newest of each of the last KEEP_WEEKLY ISO weeks that have
+    one, every one younger than RETENTION_DAYS, and always the newest. Labelled backups
+    (e.g. pre-restore) follow the same rule. A bad backup is kept while younger than
+    RETENTION_DAYS and never fills a daily, weekly or newest slot.
+    """
+    ordered = sorted(backups, key=lambda b: b.created, reverse=True)
+    good = [b for b in ordered if b.good]
+    young = now - dt.timedelta(days=policy.retention_days)
+    keep: set[Path] = {b.path for b in ordered if b.created > young}
+    if good:
+        keep.add(good[0].path)
+    keep |= _newest_per_period(good, policy.keep_daily, lambda t: t.date())
+    keep |= _newest_per_period(good, policy.keep_weekly, lambda t: t.isocalendar()[:2])
+    return [b for b in ordered if b.path in keep], [b for b in ordered if b.path not in keep]
+
+
+def orphans(directories: Iterable[Path], now: float) -> list[Path]:
+    """Temp files and folders (.tmp-*) left by an interrupted job, older than an hour."""
+    found = []
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            if path.name.startswith(TEMP_PREFIX) and now - path.lstat().st_mtime > ORPHAN_SECONDS:
+                found.append(path)
+    return sorted(found)
+
+
+def prune(settings: Settings, *, dry_run: bool, kinds: Sequence[str] = ("db", "media")) -> dict[str, Any]:
+    policy = Policy(settings.keep_daily, settings.keep_weekly, settings.retention_days)
+    now = dt.datetime.now(UTC)
+    kept: list[str] = []
+    deleted: list[str] = []
+    for kind in kinds:
+        directory = settings.db_dir if kind == "db" else settings.media_dir
+        keep, delete = retention(scan(directory), policy, now)
+        kept += [b.name for b in keep]
+        for backup in delete:
+            deleted.append(backup.name)
+            if not dry_run:
+                backup.path.unlink(missing_ok=True)
+                backup.sidecar.unlink(missing_ok=True)
+    dirs = [settings.db_dir, settings.media_dir, settings.root / "incoming", settings.root]
+    stale = orphans(dirs, time.time())
+    if not dry_run:
+        for path in stale:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    return {"dry_run": dry_run, "kept": kept, "deleted": deleted, "orphans": [str(p) for p in stale]}
+
+
+# -- schedule and health ----------------------------------------------------------------------
+def next_runs(cron: str, start: dt.datetime, count: int) -> list[dt.datetime]:
+    from croniter import croniter
+
+    it = croniter(cron, start)
+    return [it.get_next(dt.datetime).astimezone(UTC) for _ in range(count)]
+
+
+def max_age(cron: str, now: dt.datetime) -> dt.timedelta:
+    """How old the last success may be: twice the longest gap between runs, plus 10 minutes."""
+    runs = next_runs(cron, now, 9)
+    gap = max(b - a for a, b in itertools.pairwise(runs))
+    return 2 * gap + GRACE
+
+
+def _read_time(path: Path) -> dt.datetime | None:
+    try:
+        text = path.read_text(encoding="utf-8").split()
+        return dt.datetime.fromisoformat(text[0]).astimezone(UTC)
+    except (OSError, ValueError, IndexError):
+        try:
+            return dt.datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError:
+            return None
+
+
+def read_state(settings: Settings) -> dict[str, Any]:
+    try:
+        state = json.loads(settings.state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def status(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Next runs, last successes and whether the last DB backup is recent enough."""
+    now = now or dt.datetime.now(UTC)
+    state = read_state(settings)
+    started = dt.datetime.fromisoformat(state["started"]) if state.get("started") else None
+    result: dict[str, Any] = {"now": iso(now), "scheduler_started": iso(started)}
+    for kind, cron in (("db", settings.db_cron), ("media", settings.media_cron)):
+        last = _read_time(settings.marker(kind))
+        limit = max_age(cron, now)
+        # A scheduler that (re)started recently has not had its chance yet.
+        reference = max((t for t in (last, started) if t is not None), default=None)
+        result[kind] = {
+            "cron": cron,
+            "next_run": iso(next_runs(cron, now, 1)[0]),
+            "last_success": iso(last),
+            "last_success_age_seconds": int((now - last).total_seconds()) if last else None,
+            "max_age_seconds": int(limit.total_seconds()),
+            "ok": reference is not None and now - reference <= limit,
+        }
+    result["healthy"] = bool(result["db"]["ok"])
+    return result
+
+
+# -- commands ---------------------------------------------------------------------------------
+def backup_record(backup: Backup, *, hash_files: bool) -> dict[str, Any]:
+    size = backup.path.stat().st_size
+    return {
+        "name": backup.name,
+        "kind": backup.kind,
+        "bytes": size,
+        "created": iso(backup.created),
+        "label": backup.label,
+        "encrypted": backup.encrypted,
+        "sha256_ok": checksum_ok(backup) if hash_files else (True if backup.good else None),
+    }
+
+
+def _run_json(command: Sequence[str]) -> tuple[int, dict[str, Any]]:
+    """Run one of the scripts; its last stdout line is a JSON object."""
+    proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    try:
+        payload = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        payload = {}
+    return proc.returncode, payload
+
+
+def verify(target: str) -> tuple[int, dict[str, Any]]:
+    """A media archive is listed; a database dump is restored into a scratch database and counted."""
+    media = Path(target).name.removesuffix(".age").endswith((".tar.gz", ".tgz"))
+    command = ["restore_media.sh", "--check", target] if media else ["restore_db.sh", "--verify", target]
+    code, payload = _run_json(command)
+    payload.setdefault("file", target)
+    payload["ok"] = code == 0
+    return code, payload
+
+
+def emit(pairs: Sequence[str]) -> dict[str, Any]:
+    """`key=text` or `key:=json` pairs to one JSON object (what the shell scripts print)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key.endswith(":"):
+            out[key[:-1]] = json.loads(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _print(payload: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(payload, sort_keys=True), flush=True)
+    elif isinstance(payload, list):
+        for row in payload:
+            print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    else:
+        for key, value in payload.items():
+            print(f"{key}: {value}", flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backupctl.py", description=__doc__.splitlines()[0] if __doc__ else "")
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="every backup, newest first, with its checksum state")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--no-hash", action="store_true", help="do not re-hash the files (faster)")
+    pruning = sub.add_parser("prune", help="apply the retention policy")
+    pruning.add_argument("--dry-run", action="store_true")
+    pruning.add_argument("--json", action="store_true")
+    pruning.add_argument("--kind", choices=["db", "media"], action="append")
+    checking = sub.add_parser("verify", help="checksum and restore into a scratch database (media: list it)")
+    checking.add_argument("file")
+    checking.add_argument("--json", action="store_true")
+    stat = sub.add_parser("status", help="next runs and age of the last successes")
+    stat.add_argument("--json", action="store_true")
+    sub.add_parser("healthcheck", help="exit 1 when the last DB backup is older than the schedule allows")
+    emitting = sub.add_parser("emit", help="print key=value / key:=json pairs as one JSON line")
+    emitting.add_argument("pairs", nargs="*")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    if args.command == "list":
+        backups = scan(settings.db_dir) + scan(settings.media_dir)
+        _print([backup_record(b, hash_files=not args.no_hash) for b in backups], args.json)
+    elif args.command == "prune":
+        result = prune(settings, dry_run=args.dry_run, kinds=args.kind or ("db", "media"))
+        if args.json:
+            _print(result, True)
+        else:
+            verb = "would delete" if args.dry_run else "deleted"
+            print(
+                f"retention: kept {len(result['kept'])}, {verb} {len(result['deleted'])}"
+                f"{': ' + ', '.join(result['deleted']) if result['deleted'] else ''}"
+                f"; {len(result['orphans'])} stale temp file(s)",
+                flush=True,
+            )
+    elif args.command == "verify":
+        code, payload = verify(args.file)
+        _print(payload, args.json)
+        return code
+    elif args.command == "status":
+        _print(status(settings), args.json)
+    elif args.command == "healthcheck":
+        report = status(settings)
+        db = report["db"]
+        print(f"last db backup: {db['last_success'] or 'none'}; allowed age {db['max_age_seconds']}s", flush=True)
+        return 0 if report["healthy"] else 1
+    elif args.command == "emit":
+        print(json.dumps(emit(args.pairs), sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
