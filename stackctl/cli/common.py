@@ -40,7 +40,9 @@ def confirm_destructive(out: Console, question: str, *, yes: bool, flag: str = "
     if yes:
         return
     if not out.interactive:
-        raise Aborted(f"refusing: {question.rstrip('?')} needs confirmation and no terminal can answer", hint=f"pass {flag}")
+        raise Aborted(
+            f"refusing: {question.rstrip('?')} needs confirmation and no terminal can answer", hint=f"pass {flag}"
+        )
     if not out.confirm(question):
         raise Aborted("aborted: nothing was changed")
 

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from stackctl.cli.common import DryRunFlag, JsonFlag, ProdFlag, ProjectDir, console, problems_json, profile_of, project, show_problems
+from stackctl.cli.common import (
+    DryRunFlag,
+    JsonFlag,
+    ProdFlag,
+    ProjectDir,
+    console,
+    problems_json,
+    profile_of,
+    project,
+    show_problems,
+)
 from stackctl.config import load_config
 from stackctl.core.images import LOCAL_IMAGE_ENV
 from stackctl.core.init import run_init
@@ -64,7 +74,9 @@ def register(app: typer.Typer) -> None:
     def render(
         ctx: typer.Context,
         prod: ProdFlag = False,
-        check: Annotated[bool, typer.Option("--check", help="Exit 1 if the files on disk drift; write nothing.")] = False,
+        check: Annotated[
+            bool, typer.Option("--check", help="Exit 1 if the files on disk drift; write nothing.")
+        ] = False,
         dry_run: DryRunFlag = False,
         force: ForceFlag = False,
         project_dir: ProjectDir = None,
@@ -118,4 +130,3 @@ def register(app: typer.Typer) -> None:
             return
         show_problems(out, loaded.warnings)
         out.success(f"{env_file.name} is valid ({profile}), {len(loaded.warnings)} warning(s)")
-

@@ -91,9 +91,7 @@ def register(app: typer.Typer) -> None:
         out = console(ctx)
         stack = _stack(project_dir, prod)
         if volumes:
-            confirm_destructive(
-                out, f"Delete every volume of {stack.name} (database, media, backups)?", yes=yes
-            )
+            confirm_destructive(out, f"Delete every volume of {stack.name} (database, media, backups)?", yes=yes)
         stack.down(volumes=volumes)
         out.success(f"{stack.name} is down" + (" and its volumes are deleted" if volumes else ""))
 

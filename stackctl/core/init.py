@@ -43,7 +43,10 @@ _SETTINGS = re.compile(r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)["']""")
 def detect(root: Path) -> DjangoProject:
     """Find manage.py (here or one folder down), the settings and ASGI modules, the deps file."""
     looked = []
-    candidates = [root / "manage.py", *sorted(p / "manage.py" for p in root.iterdir() if p.is_dir() and p.name not in SKIP_DIRS)]
+    candidates = [
+        root / "manage.py",
+        *sorted(p / "manage.py" for p in root.iterdir() if p.is_dir() and p.name not in SKIP_DIRS),
+    ]
     manage = next((c for c in candidates if c.is_file()), None)
     if manage is None:
         raise StackctlError(

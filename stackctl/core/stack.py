@@ -132,7 +132,9 @@ class Stack:
     def status(self) -> StackStatus:
         require_engine()
         try:
-            containers = self.client.compose.ps(all=True)
+            found = self.client.compose.ps(all=True)
+            # one `docker inspect` for every container instead of one call each
+            containers = self.client.container.inspect([c.id for c in found]) if found else []
         except DockerException as exc:
             raise describe_failure(exc, what="docker compose ps") from None
         services = []
@@ -148,19 +150,10 @@ class Stack:
         return StackStatus(self.name, self.profile, services, self.urls())
 
     def urls(self) -> list[str]:
+        """Where the stack answers. Ports come from the same env file compose interpolates."""
         ngx = self.config.nginx
-        try:
-            env = dict(
-                self.client.compose.config(return_json=True).get("services", {}).get("nginx", {}).get("ports", [])[0]
-            )
-            port = env.get("published")
-            host = env.get("host_ip") or "127.0.0.1"
-        except (DockerException, IndexError, TypeError, ValueError):
-            port, host = ngx.http_port, ngx.nginx_bind_address
-        host = "127.0.0.1" if host in ("0.0.0.0", "", None) else host
-        scheme = "https" if ngx.use_tls else "http"
-        if ngx.use_tls:
-            port = ngx.https_port
+        host = "127.0.0.1" if ngx.nginx_bind_address in ("0.0.0.0", "") else ngx.nginx_bind_address
+        scheme, port = ("https", ngx.https_port) if ngx.use_tls else ("http", ngx.http_port)
         return [f"{scheme}://{host}:{port}/", f"{scheme}://{host}:{port}/graphql"]
 
     def tail_logs(self, service: str, lines: int = 40) -> str:

@@ -30,7 +30,9 @@ def rendered() -> dict[str, bytes]:
 def test_repo_file_matches_the_templates(path: str, rendered: dict[str, bytes]) -> None:
     on_disk = REPO / path
     assert on_disk.is_file(), f"{path} is missing: run `stackctl init` (or `stackctl render`) at the repo root"
-    assert on_disk.read_bytes() == rendered[path], f"{path} drifts from the templates: run `stackctl render` at the repo root"
+    assert on_disk.read_bytes() == rendered[path], (
+        f"{path} drifts from the templates: run `stackctl render` at the repo root"
+    )
 
 
 def test_example_env_documents_every_variable() -> None:
