@@ -103,7 +103,9 @@ def restore_media(
 
 
 def _stopping(writers: list[str]) -> str:
-    return f"; {', '.join(writers)} stop meanwhile" if writers else ""
+    if not writers:
+        return ""
+    return f"; {', '.join(writers)} {'is' if len(writers) == 1 else 'are'} stopped meanwhile"
 
 
 def _restore(
@@ -214,7 +216,9 @@ def _start(stack: Stack, writers: list[str], report: Report, timeout: int, *, qu
         return
     report(f"starting {', '.join(writers)} and waiting until healthy")
     try:
-        stack.client.compose.up(writers, detach=True, wait=True, wait_timeout=timeout)
+        # streamed (and dropped) so that compose's own progress does not reach the terminal
+        for _line in stack.client.compose.up(writers, detach=True, wait=True, wait_timeout=timeout, stream_logs=True):
+            pass
     except DockerException as exc:
         if quiet:
             report(f"warning: could not start {', '.join(writers)} again (exit {exc.return_code})")

@@ -90,3 +90,10 @@ def test_websocket_echo_through_nginx(dev: Proj) -> None:
             return replies
 
     assert asyncio.run(talk()) == ["hello", "stackctl"]
+
+
+def test_logs_and_manage(dev: Proj) -> None:
+    logs = dev.stackctl("logs", "web", "--tail", "50", check=True)
+    assert "daphne" in logs.stdout.lower() or "listening" in logs.stdout.lower(), logs.stdout[-2000:]
+    shown = dev.stackctl("manage", "showmigrations", "notes", check=True)
+    assert "[X] 0001_initial" in shown.stdout
