@@ -63,6 +63,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Benchmarks only (bench/, with requirements-bench.txt installed): serve the collected static
+# files from the application with WhiteNoise, to compare with nginx. Off unless set.
+if env.bool("USE_WHITENOISE", default=False):
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -118,6 +123,11 @@ def _database() -> dict[str, Any]:
     if config["ENGINE"] == "django.db.backends.postgresql":
         # Fail a readiness probe quickly instead of hanging on an unreachable host.
         config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        # Benchmarks only (needs psycopg-pool, in requirements-bench.txt): a connection pool per
+        # process instead of one new connection per request. Off unless set.
+        if env.bool("DB_POOL", default=False):
+            config["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+            config["OPTIONS"]["pool"] = {"min_size": 2, "max_size": env.int("DB_POOL_MAX_SIZE", default=8)}
     return config
 
 

@@ -20,6 +20,7 @@ from stackctl.cli.common import (
     show_problems,
 )
 from stackctl.config import load_config
+from stackctl.core.backup import backup_status
 from stackctl.core.stack import Stack, StackStatus
 
 
@@ -106,6 +107,8 @@ def register(app: typer.Typer) -> None:
         out = console(ctx)
         stack = _stack(project_dir, prod)
         result = stack.status()
+        if stack.profile == "prod":
+            result.extra.update(backup_status(stack))  # next scheduled backup, age of the last one
         if json_out:
             out.json(_status_json(result))
         else:

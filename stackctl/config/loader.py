@@ -96,7 +96,7 @@ def load_config(
     groups: dict[str, Group] = {}
     for key, group_cls in GROUPS.items():
         try:
-            groups[key] = group_cls(_env_file=env_file, _env_file_encoding="utf-8")  # type: ignore[call-arg]
+            groups[key] = group_cls(_env_file=env_file, _env_file_encoding="utf-8")
         except ValidationError as exc:
             problems.extend(_problems_from(exc, file=label, group=group_cls.title, raw=raw))
     config: StackConfig | None = None

@@ -73,8 +73,8 @@ def cross_checks(cfg: StackConfig, file: str) -> list[ConfigProblem]:
 
 def _cron_gap_hours(expr: str) -> float:
     it = croniter(expr)
-    first = it.get_next(float)
-    second = it.get_next(float)
+    first = float(it.get_next(float))
+    second = float(it.get_next(float))
     return (second - first) / 3600
 
 

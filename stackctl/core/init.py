@@ -138,7 +138,7 @@ def run_init(
     env_files: dict[str, tuple[bytes, int]] = {}
     loaded: dict[str, LoadedConfig] = {}
     for profile in ("dev", "prod"):
-        path = project.env_file(profile)  # type: ignore[arg-type]
+        path = project.env_file(profile)
         existing = read_bytes_or_none(path)
         if existing is None:
             values = _values(detected, profile, local_images=local_images)
@@ -148,12 +148,12 @@ def run_init(
             # validate the new file before anything is written
             tmp = _scratch(path.name, content)
             try:
-                loaded[profile] = load_config(tmp, profile=profile, label=str(path))  # type: ignore[arg-type]
+                loaded[profile] = load_config(tmp, profile=profile, label=str(path))
             finally:
                 tmp.unlink(missing_ok=True)
         else:
             env_files[path.name] = (existing, 0o600)
-            loaded[profile] = load_config(path, profile=profile)  # type: ignore[arg-type]
+            loaded[profile] = load_config(path, profile=profile)
     rendered: dict[str, tuple[bytes, int]] = {}
     for profile in ("dev", "prod"):
         rendered.update(render_set(loaded[profile].config))

@@ -144,7 +144,7 @@ class Stack:
             for inner, bindings in (c.network_settings.ports or {}).items():
                 for b in bindings or []:
                     ports.append(f"{b.get('HostIp')}:{b.get('HostPort')}->{inner}")
-            service = c.config.labels.get("com.docker.compose.service", c.name)
+            service = (c.config.labels or {}).get("com.docker.compose.service", c.name)
             services.append(ServiceStatus(service, c.name, c.state.status or "?", health, sorted(ports)))
         services.sort(key=lambda s: s.service)
         return StackStatus(self.name, self.profile, services, self.urls())

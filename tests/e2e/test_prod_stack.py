@@ -8,25 +8,14 @@ import json
 import os
 import signal
 import tarfile
-from collections.abc import Iterator
 
 import pytest
 from python_on_whales import Container, DockerClient
 
-from tests.e2e.stackenv import Proj, containers, http, make_project
+from tests.e2e.stackenv import Proj, containers, http
 
 pytestmark = pytest.mark.engine
 docker = DockerClient()
-
-
-@pytest.fixture(scope="module")
-def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
-    proj = make_project(tmp_path_factory.mktemp("prod"), prod=True, tls=True)
-    proc = proj.stackctl("check")
-    assert proc.returncode == 0, proc.stdout + proc.stderr  # the prod policy passes with TLS on
-    proj.stackctl("up", check=True)
-    yield proj
-    proj.stackctl("down", "--volumes", "--yes")
 
 
 def test_check_deploy_reports_no_issues(prod: Proj) -> None:

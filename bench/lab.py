@@ -1,0 +1,210 @@
+"""The bench project: a throwaway copy of example/, initialised by stackctl, on free loopback ports.
+
+One prod stack is brought up once and switched between web set-ups (daphne with N processes,
+gunicorn + uvicorn workers, with or without nginx in front) through its env file and the
+override files in bench/compose/. Everything it starts carries its own compose project name,
+and `close()` removes the containers, volumes, images and files it made.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.host import REPO, STACKCTL, BenchError, Ran, ca_bundle, log, run
+from tests.e2e.stackenv import free_port, read_env, set_env
+
+COMPOSE_DIR = Path(__file__).resolve().parent / "compose"
+NAIVE_DOCKERFILE = Path(__file__).resolve().parent / "naive.Dockerfile"
+
+
+@dataclass(frozen=True)
+class WebSetup:
+    """How web runs. The default instance is exactly what `stackctl init` + `stackctl up --prod` make."""
+
+    label: str = "stackctl default"
+    server: str = "daphne"  # or "gunicorn" (cookiecutter-django's uvicorn worker)
+    concurrency: int | None = None  # WEB_CONCURRENCY; None keeps stackctl's default
+    workers: int = 0  # gunicorn workers
+    worker_class: str = "uvicorn_worker.UvicornWorker"
+    bench_image: bool = False  # built from requirements-bench.txt
+    direct: bool = False  # web:8000 published on 127.0.0.1
+    whitenoise: bool = False
+    db_pool: bool = False
+
+    @property
+    def is_stackctl_default(self) -> bool:
+        return self == WebSetup(label=self.label, concurrency=self.concurrency)
+
+    def overrides(self) -> list[str]:
+        files = []
+        if self.bench_image or self.server == "gunicorn" or self.whitenoise or self.db_pool:
+            files.append("bench-image.yml")
+        if self.server == "gunicorn":
+            files.append("gunicorn.yml")
+        if self.direct:
+            files.append("direct.yml")
+        return files
+
+
+@dataclass
+class Lab:
+    root: Path
+    name: str
+    http_port: int
+    web_port: int
+    current: WebSetup | None = None
+    images: set[str] = field(default_factory=set)
+    defaults: dict[str, str] = field(default_factory=dict)
+
+    # -- set-up and tear-down ------------------------------------------------------------------
+    @classmethod
+    def create(cls) -> Lab:
+        tmp = Path(tempfile.mkdtemp(prefix="stackctl-bench-"))
+        root = tmp / "proj"
+        shutil.copytree(REPO / "example", root / "example", ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3"))
+        run([str(STACKCTL), "init", "--local-images"], cwd=root, timeout=120)
+        lab = cls(root, f"bench{uuid.uuid4().hex[:8]}", free_port(), free_port())
+        values = {
+            "STACK_NAME": lab.name,
+            "NGINX_BIND_ADDRESS": "127.0.0.1",
+            "HTTP_PORT": str(lab.http_port),
+            "HTTPS_PORT": str(free_port()),
+        }
+        bundle = ca_bundle()
+        if bundle:
+            values["BUILD_CA_BUNDLE"] = bundle
+        for env_file in (".env", ".env.prod"):
+            set_env(root / env_file, **values)
+        lab.defaults = read_env(root / ".env.prod")
+        lab.render()
+        log(f"project {lab.project} in {root} (nginx on 127.0.0.1:{lab.http_port})")
+        return lab
+
+    def close(self) -> None:
+        log(f"removing {self.project}: containers, volumes, images, files")
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False, timeout=300)
+        found = run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], check=False).stdout.split()
+        mine = {tag for tag in found if tag.startswith((f"{self.project}-", f"{self.name}-"))} | self.images
+        for tag in sorted(mine):
+            run(["docker", "image", "rm", "--force", tag], check=False)
+        shutil.rmtree(self.root.parent, ignore_errors=True)
+
+    # -- commands --------------------------------------------------------------------------------
+    @property
+    def project(self) -> str:
+        return f"{self.name}-prod"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def direct_base(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def web_image(self) -> str:
+        return f"{self.project}-web"
+
+    @property
+    def bench_image(self) -> str:
+        return f"{self.name}-web-benchreqs:latest"
+
+    def stackctl(self, *args: str, timeout: float = 900, check: bool = True) -> Ran:
+        return run([str(STACKCTL), *args], cwd=self.root, timeout=timeout, check=check)
+
+    def compose_argv(self, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+        argv = ["docker", "compose", "-p", self.project, "--project-directory", str(self.root)]
+        for path in ("docker-compose.yml", "docker-compose.prod.yml"):
+            argv += ["-f", str(self.root / path)]
+        for name in overrides:
+            argv += ["-f", str(COMPOSE_DIR / name)]
+        return [*argv, "--env-file", str(self.root / ".env.prod")]
+
+    def bench_env(self, setup: WebSetup | None = None) -> dict[str, str]:
+        setup = setup or WebSetup()
+        return {
+            "BENCH_WEB_IMAGE": self.bench_image,
+            "BENCH_WEB_PORT": str(self.web_port),
+            "BENCH_WORKERS": str(setup.workers or 1),
+            "BENCH_WORKER_CLASS": setup.worker_class,
+            "BENCH_USE_WHITENOISE": "true" if setup.whitenoise else "",
+            "BENCH_DB_POOL": "true" if setup.db_pool else "",
+        }
+
+    def compose(
+        self,
+        *args: str,
+        overrides: list[str] | tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+        check: bool = True,
+        stdin: str | None = None,
+    ) -> Ran:
+        return run(
+            [*self.compose_argv(overrides), *args],
+            cwd=self.root,
+            env={**self.bench_env(self.current), **(env or {})},
+            timeout=timeout,
+            check=check,
+            stdin=stdin,
+        )
+
+    def render(self) -> None:
+        self.stackctl("render", timeout=120)  # the Dockerfile and entrypoint come from .env
+        self.stackctl("render", "--prod", timeout=120)
+
+    def set_env(self, values: dict[str, str | None], *, files: tuple[str, ...] = (".env", ".env.prod")) -> None:
+        """Set variables (None restores the value `stackctl init` wrote, or removes the line)."""
+        for name in files:
+            path = self.root / name
+            for key, value in values.items():
+                if value is not None:
+                    set_env(path, **{key: value})
+                    continue
+                original = self.defaults.get(key)
+                if original is not None:
+                    set_env(path, **{key: original})
+                else:
+                    lines = [ln for ln in path.read_text().splitlines(keepends=True) if not ln.startswith(f"{key}=")]
+                    path.write_text("".join(lines))
+
+    # -- web set-ups -------------------------------------------------------------------------------
+    def apply(self, setup: WebSetup) -> float:
+        """Bring the stack to `setup`; returns the seconds it took (0 when already there)."""
+        if self.current == setup:
+            return 0.0
+        log(f"web set-up: {setup.label}")
+        concurrency = 1 if setup.server == "gunicorn" else setup.concurrency
+        self.set_env({"WEB_CONCURRENCY": str(concurrency) if concurrency else None}, files=(".env.prod",))
+        self.set_env({"DJANGO_DEPENDENCY_FILE": "requirements-bench.txt" if setup.overrides() else None})
+        previous, self.current = self.current, setup
+        try:
+            if setup.is_stackctl_default:
+                ran = self.stackctl("up", "--prod", timeout=900)
+                return ran.seconds
+            self.render()
+            overrides = setup.overrides()
+            built = self.compose("build", "web", overrides=overrides, timeout=900)
+            self.images.add(self.bench_image)
+            up = self.compose("up", "-d", "--wait", "--wait-timeout", "180", overrides=overrides, timeout=300)
+            return built.seconds + up.seconds
+        except BenchError:
+            self.current = previous
+            log(self.compose("ps", "-a", check=False).stdout)
+            log(self.compose("logs", "--tail", "30", "web", "nginx", check=False).stdout[-4000:])
+            raise
+
+    def seed_notes(self, count: int = 50) -> None:
+        code = (
+            "from notes.models import Note; Note.objects.all().delete(); "
+            f"Note.objects.bulk_create([Note(title=f'note {{i}}', body='x' * 200) for i in range({count})]); "
+            "print(Note.objects.count())"
+        )
+        out = self.compose("exec", "-T", "web", "python", "manage.py", "shell", "-c", code, timeout=120)
+        if out.stdout.strip().splitlines()[-1:] != [str(count)]:
+            raise BenchError(f"seeding {count} notes printed {out.stdout!r}")

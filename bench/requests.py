@@ -1,0 +1,85 @@
+"""Section `requests`: req/s and latency of /healthz and a GraphQL query that reads the database."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from typing import Any
+
+from bench.host import log
+from bench.lab import Lab, WebSetup
+from bench.load import GRAPHQL, GRAPHQL_QUERY, HEALTHZ, NGINX_HEALTH, LoadSettings, measure
+
+CORES = os.cpu_count() or 2
+
+
+def setups() -> list[tuple[str, WebSetup, bool]]:
+    """(key, set-up, through nginx?) in the order that needs the fewest restarts."""
+    return [
+        ("a_stackctl_default", WebSetup("(a) stackctl default: daphne x WEB_CONCURRENCY default, nginx"), True),
+        ("b_daphne_1_nginx", WebSetup("(b) daphne x1, nginx", concurrency=1), True),
+        ("d_daphne_1_direct", WebSetup("(d) daphne x1, direct", concurrency=1, direct=True), False),
+        ("daphne_3_nginx", WebSetup("daphne x3, nginx", concurrency=3), True),
+        ("daphne_4_nginx", WebSetup("daphne x4, nginx", concurrency=4), True),
+        (
+            "c_gunicorn_uvicorn_nginx",
+            WebSetup("(c) gunicorn + UvicornWorker x cores, nginx", server="gunicorn", workers=CORES),
+            True,
+        ),
+        (
+            "d_gunicorn_uvicorn_direct",
+            WebSetup("(d) gunicorn + UvicornWorker x cores, direct", server="gunicorn", workers=CORES, direct=True),
+            False,
+        ),
+        (
+            "c_gunicorn_uvicorn_pool_nginx",
+            WebSetup(
+                "(c) + psycopg pool, nginx", server="gunicorn", workers=CORES, db_pool=True
+            ),
+            True,
+        ),
+        (
+            "a_stackctl_default_pool_nginx",
+            WebSetup("(a) + psycopg pool (DB_POOL), nginx", bench_image=True, db_pool=True),
+            True,
+        ),
+    ]
+
+
+def run_section(lab: Lab, settings: LoadSettings, *, keys: set[str] | None = None) -> dict[str, Any]:
+    results: dict[str, Any] = {"load_settings": asdict(settings), "graphql_query": GRAPHQL_QUERY, "setups": {}}
+    seeded = False
+    for key, setup, via_nginx in setups():
+        if keys is not None and key not in keys:
+            continue
+        switch_seconds = lab.apply(setup)
+        if not seeded:
+            lab.seed_notes(50)
+            seeded = True
+        base = lab.base if via_nginx else lab.direct_base
+        log(f"{setup.label} ({base})")
+        entry: dict[str, Any] = {
+            "label": setup.label,
+            "setup": asdict(setup),
+            "web_concurrency": effective_concurrency(lab, setup),
+            "via_nginx": via_nginx,
+            "switch_seconds": round(switch_seconds, 2),
+            "healthz": asdict(measure(base, HEALTHZ, settings)),
+            "graphql": asdict(measure(base, GRAPHQL, settings)),
+        }
+        if key == "a_stackctl_default":
+            results["e_nginx_alone"] = {
+                "label": "(e) nginx alone: /nginx-health",
+                "nginx_health": asdict(measure(lab.base, NGINX_HEALTH, settings)),
+            }
+        results["setups"][key] = entry
+    return results
+
+
+def effective_concurrency(lab: Lab, setup: WebSetup) -> int:
+    if setup.server == "gunicorn":
+        return setup.workers
+    if setup.concurrency:
+        return setup.concurrency
+    out = lab.compose("exec", "-T", "web", "printenv", "WEB_CONCURRENCY", check=False).stdout.strip()
+    return int(out) if out.isdigit() else 0

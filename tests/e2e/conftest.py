@@ -1,0 +1,19 @@
+"""One prod stack (TLS on) shared by the prod and prod-backup tests: it takes a minute to start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.stackenv import Proj, make_project
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
+    proj = make_project(tmp_path_factory.mktemp("prod"), prod=True, tls=True)
+    proc = proj.stackctl("check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # the prod policy passes with TLS on
+    proj.stackctl("up", check=True)
+    yield proj
+    proj.stackctl("down", "--volumes", "--yes")
