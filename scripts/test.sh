@@ -14,6 +14,9 @@ if [ "${#need[@]}" -gt 0 ]; then
   echo "installing test tools: ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+echo "==> ruff and mypy"
+.venv/bin/ruff check stackctl tests
+.venv/bin/mypy stackctl
 # Real-engine tests may never skip here: STACKCTL_REQUIRE_ENGINE turns a missing engine into a failure.
 export STACKCTL_REQUIRE_ENGINE=1
 exec .venv/bin/pytest "$@"

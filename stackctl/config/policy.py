@@ -16,6 +16,18 @@ if TYPE_CHECKING:
 
 def cross_checks(cfg: StackConfig, file: str) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
+    bundle = cfg.images.build_ca_bundle
+    if bundle and not (Path(file).parent / bundle).is_file():
+        problems.append(
+            ConfigProblem(
+                file,
+                "BUILD_CA_BUNDLE",
+                "Images",
+                "file not found",
+                value=bundle,
+                hint="point it at a PEM bundle (e.g. /etc/ssl/certs/ca-certificates.crt) or remove it",
+            )
+        )
     db = cfg.database
     if db.database_url is not None:
         url = urlsplit(db.database_url.get_secret_value())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import tempfile
@@ -91,6 +92,19 @@ def detect(root: Path) -> DjangoProject:
     return DjangoProject(rel_dir, settings_module, f"{asgi_module}:application", dep)
 
 
+CA_BUNDLE_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def host_ca_bundle() -> str | None:
+    """The CA bundle this host's Python tools are told to trust (behind a TLS-intercepting
+    proxy it is what makes pip work). Builds get it as a BuildKit secret, never a layer."""
+    for variable in CA_BUNDLE_VARIABLES:
+        path = os.environ.get(variable)
+        if path and Path(path).is_file():
+            return path
+    return None
+
+
 def _values(project: DjangoProject, profile: str, *, local_images: dict[str, str] | None) -> dict[str, str]:
     values = {
         "DJANGO_PROJECT_DIR": project.project_dir,
@@ -104,6 +118,9 @@ def _values(project: DjangoProject, profile: str, *, local_images: dict[str, str
     if profile == "prod":
         values.update({"NGINX_BIND_ADDRESS": "0.0.0.0", "HTTP_PORT": "80", "HTTPS_PORT": "443"})
     values.update(local_images or {})
+    bundle = host_ca_bundle()
+    if bundle:
+        values["BUILD_CA_BUNDLE"] = bundle
     return values
 
 

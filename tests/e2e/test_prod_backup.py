@@ -14,7 +14,10 @@ from tests.e2e.stackenv import STACKCTL, Proj, containers, http, multipart, sha2
 
 pytestmark = pytest.mark.engine
 
-CHECKSUM_SQL = "SELECT count(*) || ':' || coalesce(md5(string_agg(id::text || title || body, ',' ORDER BY id)), '') FROM notes_note"
+CHECKSUM_SQL = (
+    "SELECT count(*) || ':' || coalesce(md5(string_agg(id::text || title || body, ',' ORDER BY id)), '') "
+    "FROM notes_note"
+)
 
 
 def psql(proj: Proj, sql: str, db: str | None = None) -> str:

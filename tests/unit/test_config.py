@@ -50,7 +50,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 def test_missing_required_names_the_variable_and_fix(tmp_path: Path) -> None:
     found = problems(tmp_path, "POSTGRES_PASSWORD=x\n")
     assert found == [
-        f"{tmp_path / '.env'}: DJANGO_SECRET_KEY [Django]: is required but not set; fix: add DJANGO_SECRET_KEY=... (see .env.example)"
+        f"{tmp_path / '.env'}: DJANGO_SECRET_KEY [Django]: is required but not set; "
+        "fix: add DJANGO_SECRET_KEY=... (see .env.example)"
     ]
 
 

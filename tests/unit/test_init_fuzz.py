@@ -13,10 +13,32 @@ REPO = Path(__file__).resolve().parents[2]
 MARKER = "Qx7-FUZZ-SECRET"
 
 names = st.sampled_from(
-    ["WEB_CONCURRENCY", "DB_BACKUP_CRON", "MEDIA_BACKUP_CRON", "REDIS_URL", "DATABASE_URL", "USE_TLS", "HTTP_PORT",
-     "STATIC_URL", "STATIC_ROOT", "MEDIA_ROOT", "NGINX_MAX_UPLOAD_SIZE", "DJANGO_PROJECT_DIR", "POSTGRES_USER",
-     "POSTGRES_DB", "WEB_MEMORY_LIMIT", "STACK_NAME", "DJANGO_SETTINGS_MODULE", "TLS_CERT_PATH", "SERVER_NAME",
-     "EMAIL_URL", "DJANGO_DEBUG", "CSRF_TRUSTED_ORIGINS", "BACKUP_AGE_RECIPIENTS", "SOME_TYPO"]
+    [
+        "WEB_CONCURRENCY",
+        "DB_BACKUP_CRON",
+        "MEDIA_BACKUP_CRON",
+        "REDIS_URL",
+        "DATABASE_URL",
+        "USE_TLS",
+        "HTTP_PORT",
+        "STATIC_URL",
+        "STATIC_ROOT",
+        "MEDIA_ROOT",
+        "NGINX_MAX_UPLOAD_SIZE",
+        "DJANGO_PROJECT_DIR",
+        "POSTGRES_USER",
+        "POSTGRES_DB",
+        "WEB_MEMORY_LIMIT",
+        "STACK_NAME",
+        "DJANGO_SETTINGS_MODULE",
+        "TLS_CERT_PATH",
+        "SERVER_NAME",
+        "EMAIL_URL",
+        "DJANGO_DEBUG",
+        "CSRF_TRUSTED_ORIGINS",
+        "BACKUP_AGE_RECIPIENTS",
+        "SOME_TYPO",
+    ]
 )
 values = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x00"), max_size=30),
