@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,11 +99,9 @@ CA_BUNDLE_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 def host_ca_bundle() -> str | None:
     """The CA bundle this host's Python tools are told to trust (behind a TLS-intercepting
     proxy it is what makes pip work). Builds get it as a BuildKit secret, never a layer."""
-    for variable in CA_BUNDLE_VARIABLES:
-        path = os.environ.get(variable)
-        if path and Path(path).is_file():
-            return path
-    return None
+    candidates = [os.environ.get(variable) for variable in CA_BUNDLE_VARIABLES]
+    candidates.append(ssl.get_default_verify_paths().cafile)  # the system bundle
+    return next((path for path in candidates if path and Path(path).is_file()), None)
 
 
 def _values(project: DjangoProject, profile: str, *, local_images: dict[str, str] | None) -> dict[str, str]:
