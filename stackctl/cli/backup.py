@@ -141,6 +141,29 @@ def _show_restore(out: Console, result: restoring.RestoreResult, json_out: bool)
         out.warning(f"the previous database is kept as {result.old_database}")
 
 
+def _restore(
+    ctx: typer.Context,
+    restore: Callable[..., restoring.RestoreResult],
+    file: str,
+    *,
+    yes: bool,
+    identity: Path | None,
+    timeout: int,
+    project_dir: Path | None,
+    json_out: bool,
+) -> None:
+    out = console(ctx)
+    result = restore(
+        _prod_stack(project_dir),
+        file,
+        confirm=_confirm(out, yes),
+        report=out.progress_line,
+        identity=identity,
+        timeout=timeout,
+    )
+    _show_restore(out, result, json_out)
+
+
 @restore_app.command("db")
 def restore_db(
     ctx: typer.Context,
@@ -152,16 +175,16 @@ def restore_db(
     json_out: JsonFlag = False,
 ) -> None:
     """Replace the database with a backup: checked first, into a scratch database, then swapped in."""
-    out = console(ctx)
-    result = restoring.restore_db(
-        _prod_stack(project_dir),
+    _restore(
+        ctx,
+        restoring.restore_db,
         file,
-        confirm=_confirm(out, yes),
-        report=out.progress_line,
+        yes=yes,
         identity=age_identity,
         timeout=timeout,
+        project_dir=project_dir,
+        json_out=json_out,
     )
-    _show_restore(out, result, json_out)
 
 
 @restore_app.command("media")
@@ -175,13 +198,13 @@ def restore_media(
     json_out: JsonFlag = False,
 ) -> None:
     """Replace the media volume's content with an archive: checked, extracted beside it, then swapped."""
-    out = console(ctx)
-    result = restoring.restore_media(
-        _prod_stack(project_dir),
+    _restore(
+        ctx,
+        restoring.restore_media,
         file,
-        confirm=_confirm(out, yes),
-        report=out.progress_line,
+        yes=yes,
         identity=age_identity,
         timeout=timeout,
+        project_dir=project_dir,
+        json_out=json_out,
     )
-    _show_restore(out, result, json_out)

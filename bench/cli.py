@@ -1,0 +1,28 @@
+"""Section `cli`: `stackctl status --prod` vs a bare `docker compose ps` on the same project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.host import STACKCTL, log, median, run
+from bench.lab import Lab, WebSetup
+
+
+def run_section(lab: Lab, *, runs: int) -> dict[str, Any]:
+    if lab.current is None:
+        lab.apply(WebSetup())
+    status_argv = [str(STACKCTL), "status", "--prod"]
+    ps_argv = [*lab.compose_argv(), "ps"]
+    run(status_argv, cwd=lab.root, timeout=60)  # warm the page cache for both
+    run(ps_argv, cwd=lab.root, timeout=60)
+    status: list[float] = []
+    ps: list[float] = []
+    for _ in range(runs):  # interleaved, so that drift in the host's load hits both alike
+        status.append(round(run(status_argv, cwd=lab.root, timeout=60).seconds, 4))
+        ps.append(round(run(ps_argv, cwd=lab.root, timeout=60).seconds, 4))
+    log(f"  stackctl status --prod: median {median(status):.3f} s; docker compose ps: median {median(ps):.3f} s")
+    return {
+        "runs": runs,
+        "stackctl_status": {"argv": "stackctl status --prod", "seconds": status, "median": median(status)},
+        "compose_ps": {"argv": "docker compose -p NAME -f ... --env-file .env.prod ps", "seconds": ps, "median": median(ps)},
+    }
