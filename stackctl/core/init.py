@@ -104,6 +104,30 @@ def host_ca_bundle() -> str | None:
     return next((path for path in candidates if path and Path(path).is_file()), None)
 
 
+# What the stack runs: daphne serves the app, a postgres driver reaches the db service.
+REQUIRED_PACKAGES = {"daphne": ("daphne",), "a postgres driver": ("psycopg", "psycopg2")}
+
+
+def missing_packages(root: Path, project: DjangoProject) -> list[ConfigProblem]:
+    """Warn when the dependency file does not mention what the stack needs to run."""
+    path = root / project.project_dir / project.dependency_file
+    text = path.read_text(encoding="utf-8", errors="replace").lower()
+    names = set(re.findall(r"[a-z0-9][a-z0-9._-]*", text))
+    rel = path.relative_to(root).as_posix()
+    return [
+        ConfigProblem(
+            rel,
+            "",
+            "",
+            f"does not list {label}",
+            hint=f"add {candidates[0]} (the web image installs only this file)",
+            severity="warning",
+        )
+        for label, candidates in REQUIRED_PACKAGES.items()
+        if not any(name in names or f"{name}[binary]" in text for name in candidates)
+    ]
+
+
 def _values(project: DjangoProject, profile: str, *, local_images: dict[str, str] | None) -> dict[str, str]:
     values = {
         "DJANGO_PROJECT_DIR": project.project_dir,
@@ -180,7 +204,7 @@ def run_init(
         on_disk = read_bytes_or_none(project.root / name)
         action = Action.CREATE if on_disk is None else (Action.IDENTICAL if on_disk == content else Action.OVERWRITE)
         plan.files.insert(0, PlannedFile(name, action, content, mode))
-    warnings = loaded["dev"].warnings + loaded["prod"].warnings
+    warnings = loaded["dev"].warnings + loaded["prod"].warnings + missing_packages(project.root, detected)
     result = InitResult(detected, plan, warnings=warnings)
     if dry_run:
         return result

@@ -4,7 +4,7 @@
 # The web container's entrypoint:
 #   serve (default)  wait for the database, migrate (under a lock), collectstatic, run daphne
 #   manage ARGS...   python manage.py ARGS...
-#   healthcheck      exit 0 when /healthz answers 200 on every daphne port
+#   healthcheck      exit 0 when /healthz answers (below 500) on every daphne port
 #   anything else    run it (`docker compose run web sh`)
 #
 # Environment: WEB_CONCURRENCY daphne processes on ports 8000, 8001, ... and the
@@ -87,9 +87,24 @@ else:
         lock.close()  # ending the session releases the lock
 '
 
+# Settings without STATIC_ROOT (a fresh startproject) still get their files collected into
+# the static volume nginx serves (STACKCTL_STATIC_ROOT, set by the image), with a warning.
+COLLECTSTATIC='
+import os, sys
+import django
+django.setup()
+from django.conf import settings
+from django.core.management import call_command
+if not getattr(settings, "STATIC_ROOT", None):
+    settings.STATIC_ROOT = os.environ["STACKCTL_STATIC_ROOT"]
+    print(f"entrypoint: settings.STATIC_ROOT is not set; collecting into {settings.STATIC_ROOT}, "
+          "the volume nginx serves (set STATIC_ROOT in your settings)", file=sys.stderr)
+call_command("collectstatic", interactive=False)
+'
+
 # Host: the first ALLOWED_HOSTS entry, so that Django accepts the request in prod.
 HEALTHCHECK='
-import os, sys, urllib.request
+import os, sys, urllib.error, urllib.request
 host = (os.environ.get("DJANGO_ALLOWED_HOSTS") or "localhost").split(",")[0].strip().lstrip(".")
 if host in ("", "*"):
     host = "localhost"
@@ -100,9 +115,11 @@ for port in sys.argv[1:]:
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
             status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code  # it answered: an app without /healthz (404) is still alive
     except Exception as exc:
         sys.exit(f"daphne on port {port}: {exc}")
-    if status != 200:
+    if status >= 500:
         sys.exit(f"daphne on port {port}: HTTP {status}")
 '
 
@@ -168,7 +185,7 @@ serve() {
     trap stop_child TERM INT
     run python -c "$WAIT_FOR_DB"
     run python -c "$MIGRATE"
-    run python manage.py collectstatic --noinput
+    run python -c "$COLLECTSTATIC"
     if [ "$WORKERS" -eq 1 ]; then
         daphne_on "$FIRST_PORT"
     fi
