@@ -10,8 +10,9 @@ BIN := $(VENV)/bin
 STACKCTL := $(BIN)/stackctl
 STACKCTL_IMAGES ?= local
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: venv engine images demo demo-down test lint clean
+.PHONY: venv engine images demo demo-down test lint clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ demo-down: venv
 
 test: images
 	bash scripts/test.sh $(PYTEST_ARGS)
+
+# The benchmarks (about 25 minutes; see bench/README.md). BENCH_ARGS=--quick for a smoke run.
+bench: images
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check stackctl tests

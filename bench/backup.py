@@ -17,7 +17,9 @@ from bench.lab import Lab, WebSetup
 TABLES = 4
 WORK = "/backups/bench"
 # libpq from the container's own environment (the password never reaches argv).
-PG_ENV = 'export PGPASSWORD="$POSTGRES_PASSWORD" PGHOST="$POSTGRES_HOST" PGPORT="$POSTGRES_PORT" PGUSER="$POSTGRES_USER"'
+PG_ENV = (
+    'export PGPASSWORD="$POSTGRES_PASSWORD" PGHOST="$POSTGRES_HOST" PGPORT="$POSTGRES_PORT" PGUSER="$POSTGRES_USER"'
+)
 
 
 def generate_sql(rows_per_table: int) -> str:
@@ -89,7 +91,18 @@ def run_section(lab: Lab, *, rows_per_table: int) -> dict[str, Any]:
     r: dict[str, Any] = {"tables": TABLES, "rows_per_table": rows_per_table}
     log(f"generating {TABLES} x {rows_per_table} rows with generate_series")
     ran = lab.compose(
-        "exec", "-T", "db", "psql", "-X", "-q", "-U", b.user, "-d", b.db, stdin=generate_sql(rows_per_table), timeout=1800
+        "exec",
+        "-T",
+        "db",
+        "psql",
+        "-X",
+        "-q",
+        "-U",
+        b.user,
+        "-d",
+        b.db,
+        stdin=generate_sql(rows_per_table),
+        timeout=1800,
     )
     r["generate_seconds"] = round(ran.seconds, 2)
     r["database_bytes"] = int(b.psql_db("SELECT pg_database_size(current_database());").strip())
@@ -104,7 +117,9 @@ def run_section(lab: Lab, *, rows_per_table: int) -> dict[str, Any]:
     path = f"/backups/db/{dump['file']}"
     st: dict[str, Any] = {"backup_cli_seconds": wall, "backup_script_seconds": dump["seconds"], "bytes": dump["bytes"]}
     st["sha256_seconds"], _ = b.sh(f"sha256sum {path} >/dev/null", what="sha256 of the dump (integrity step)")
-    st["read_through_seconds"], _ = b.sh(f"pg_restore -f /dev/null {path}", what="pg_restore read-through (integrity step)")
+    st["read_through_seconds"], _ = b.sh(
+        f"pg_restore -f /dev/null {path}", what="pg_restore read-through (integrity step)"
+    )
     for jobs in (2, 1, 4):
         st[f"pg_restore_j{jobs}_seconds"] = b.restore_into_scratch(
             f"pg_restore -j {jobs} into an empty db",
@@ -139,7 +154,9 @@ def run_section(lab: Lab, *, rows_per_table: int) -> dict[str, Any]:
     raw["backup_seconds"], _ = b.sh(f'pg_dump -d "$POSTGRES_DB" -f {WORK}/raw.sql', what="pg_dump plain SQL")
     raw["bytes"] = b.size(f"{WORK}/raw.sql")
     raw["restore_seconds"] = b.restore_into_scratch(
-        "psql -f raw.sql into an empty db", f'psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f {WORK}/raw.sql >/dev/null', expected
+        "psql -f raw.sql into an empty db",
+        f'psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f {WORK}/raw.sql >/dev/null',
+        expected,
     )
     b.sh(f"rm -f {WORK}/raw.sql", what="remove")
     r["raw_plain"] = raw

@@ -15,14 +15,29 @@ def run_section(lab: Lab, *, runs: int) -> dict[str, Any]:
     ps_argv = [*lab.compose_argv(), "ps"]
     run(status_argv, cwd=lab.root, timeout=60)  # warm the page cache for both
     run(ps_argv, cwd=lab.root, timeout=60)
+    # Where stackctl's time goes: its start-up (imports) and the engine check it makes first.
+    version_argv = [str(STACKCTL), "--version"]
+    info_argv = ["docker", "info", "--format", "{{json .}}"]
     status: list[float] = []
     ps: list[float] = []
-    for _ in range(runs):  # interleaved, so that drift in the host's load hits both alike
+    version: list[float] = []
+    info: list[float] = []
+    for _ in range(runs):  # interleaved, so that drift in the host's load hits every command alike
         status.append(round(run(status_argv, cwd=lab.root, timeout=60).seconds, 4))
         ps.append(round(run(ps_argv, cwd=lab.root, timeout=60).seconds, 4))
+        version.append(round(run(version_argv, timeout=60).seconds, 4))
+        info.append(round(run(info_argv, timeout=60).seconds, 4))
     log(f"  stackctl status --prod: median {median(status):.3f} s; docker compose ps: median {median(ps):.3f} s")
     return {
         "runs": runs,
         "stackctl_status": {"argv": "stackctl status --prod", "seconds": status, "median": median(status)},
-        "compose_ps": {"argv": "docker compose -p NAME -f ... --env-file .env.prod ps", "seconds": ps, "median": median(ps)},
+        "compose_ps": {
+            "argv": "docker compose -p NAME -f ... --env-file .env.prod ps",
+            "seconds": ps,
+            "median": median(ps),
+        },
+        "breakdown": {
+            "stackctl_version": {"argv": "stackctl --version", "seconds": version, "median": median(version)},
+            "docker_info": {"argv": "docker info --format '{{json .}}'", "seconds": info, "median": median(info)},
+        },
     }

@@ -195,8 +195,16 @@ class Lab:
             if overrides:
                 self.images.add(self.bench_image)
             up = self.compose(
-                "up", "-d", "--wait", "--wait-timeout", "180", "--no-deps", "web", "nginx",
-                overrides=overrides, timeout=300,
+                "up",
+                "-d",
+                "--wait",
+                "--wait-timeout",
+                "180",
+                "--no-deps",
+                "web",
+                "nginx",
+                overrides=overrides,
+                timeout=300,
             )
             return built.seconds + up.seconds
         except BenchError:

@@ -33,9 +33,7 @@ def setups() -> list[tuple[str, WebSetup, bool]]:
         ),
         (
             "c_gunicorn_uvicorn_pool_nginx",
-            WebSetup(
-                "(c) + psycopg pool, nginx", server="gunicorn", workers=CORES, db_pool=True
-            ),
+            WebSetup("(c) + psycopg pool, nginx", server="gunicorn", workers=CORES, db_pool=True),
             True,
         ),
         (

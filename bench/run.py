@@ -30,7 +30,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: short load points, small database")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
-    parser.add_argument("--out", type=Path, help="JSON path (default bench/results/latest.json, quick.json with --quick)")
+    parser.add_argument(
+        "--out", type=Path, help="JSON path (default bench/results/latest.json, quick.json with --quick)"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the bench stack running (for debugging)")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS)

@@ -3,6 +3,7 @@
 #
 # The web container's entrypoint:
 #   serve (default)  wait for the database, migrate (under a lock), collectstatic, run daphne
+#                    (TCP ports 8000, 8001, ... and a unix socket each in SOCKET_DIR)
 #   manage ARGS...   python manage.py ARGS...
 #   healthcheck      exit 0 when /healthz answers (below 500) on every daphne port
 #   anything else    run it (`docker compose run web sh`)
@@ -45,13 +46,23 @@ case "${LOG_LEVEL:-INFO}" in
     *) VERBOSITY=1 ;;
 esac
 
-# Retry until the database answers a real query; bounded by DB_WAIT_TIMEOUT.
-WAIT_FOR_DB='
+# One Python process gets the container ready (a Django start-up costs about a second, so
+# once rather than once per step): wait until the database answers a real query (bounded by
+# DB_WAIT_TIMEOUT), migrate, collectstatic.
+#
+# Several replicas may start at once: the first takes a postgres advisory lock on a
+# connection of its own and migrates; the others wait for it, then find nothing to do.
+# Settings without STATIC_ROOT (a fresh startproject) still get their files collected into
+# the static volume nginx serves (STACKCTL_STATIC_ROOT, set by the image), with a warning.
+PREPARE='
 import os, sys, time
 import django
 django.setup()
-from django.db import connection
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, connections
 from django.db.utils import OperationalError
+
 timeout = int(os.environ.get("DB_WAIT_TIMEOUT") or 60)
 deadline = time.monotonic() + timeout
 while True:
@@ -65,15 +76,7 @@ while True:
         if time.monotonic() >= deadline:
             sys.exit(f"entrypoint: the database did not answer within {timeout}s (DB_WAIT_TIMEOUT): {exc}")
         time.sleep(1)
-'
 
-# Several replicas may start at once: the first takes a postgres advisory lock on a
-# connection of its own and migrates; the others wait for it, then find nothing to do.
-MIGRATE='
-import django
-django.setup()
-from django.core.management import call_command
-from django.db import connection, connections
 LOCK_ID = 5_432_000_001  # shared by every replica of this stack
 if connection.vendor != "postgresql":
     call_command("migrate", interactive=False)
@@ -85,16 +88,7 @@ else:
         call_command("migrate", interactive=False)
     finally:
         lock.close()  # ending the session releases the lock
-'
 
-# Settings without STATIC_ROOT (a fresh startproject) still get their files collected into
-# the static volume nginx serves (STACKCTL_STATIC_ROOT, set by the image), with a warning.
-COLLECTSTATIC='
-import os, sys
-import django
-django.setup()
-from django.conf import settings
-from django.core.management import call_command
 if not getattr(settings, "STATIC_ROOT", None):
     settings.STATIC_ROOT = os.environ["STACKCTL_STATIC_ROOT"]
     print(f"entrypoint: settings.STATIC_ROOT is not set; collecting into {settings.STATIC_ROOT}, "
@@ -102,23 +96,24 @@ if not getattr(settings, "STATIC_ROOT", None):
 call_command("collectstatic", interactive=False)
 '
 
-# Host: the first ALLOWED_HOSTS entry, so that Django accepts the request in prod.
+# Every port answers /healthz below 500; a raw HTTP/1.0 request on a socket keeps the probe
+# cheap (no urllib), since the healthcheck runs every few seconds. Host: the first
+# ALLOWED_HOSTS entry, so that Django accepts the request in prod; an app without /healthz
+# (404) is still alive.
 HEALTHCHECK='
-import os, sys, urllib.error, urllib.request
+import os, socket, sys
 host = (os.environ.get("DJANGO_ALLOWED_HOSTS") or "localhost").split(",")[0].strip().lstrip(".")
 if host in ("", "*"):
     host = "localhost"
+request = f"GET /healthz HTTP/1.0\r\nHost: {host}\r\nX-Forwarded-Proto: https\r\n\r\n".encode()
 for port in sys.argv[1:]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/healthz", headers={"Host": host, "X-Forwarded-Proto": "https"}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=3) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code  # it answered: an app without /healthz (404) is still alive
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=3) as conn:
+            conn.sendall(request)
+            line = conn.makefile("rb").readline(200).split()
+        status = int(line[1])
     except Exception as exc:
-        sys.exit(f"daphne on port {port}: {exc}")
+        sys.exit(f"daphne on port {port}: no HTTP answer ({exc!r})")
     if status >= 500:
         sys.exit(f"daphne on port {port}: HTTP {status}")
 '
@@ -141,9 +136,22 @@ run() {
     CHILD=""
 }
 
+# nginx reaches each daphne process on a unix socket in SOCKET_DIR, a volume both containers
+# mount: no DNS and no container address, so nginx carries on unchanged when web is recreated.
+# The TCP port stays for the healthcheck and for direct access.
+SOCKET_DIR="${STACKCTL_SOCKET_DIR:-/run/stackctl}"
+
 # exec: started in the background, the process is daphne itself, so signals reach it.
 daphne_on() {
-    exec daphne --bind 0.0.0.0 --port "$1" --proxy-headers --access-log - -v "$VERBOSITY" "$APP"
+    if [ -d "$SOCKET_DIR" ] && [ -w "$SOCKET_DIR" ]; then
+        # The previous container's socket is still there. No lock file: PIDs repeat from one
+        # container to the next, so a stale lock could name a live process.
+        rm -f "$SOCKET_DIR/daphne-$1.sock"
+        set -- "$1" --endpoint "unix:$SOCKET_DIR/daphne-$1.sock:lockfile=0:mode=666"
+    else
+        log "$SOCKET_DIR is not a writable directory: daphne listens on TCP port $1 only"
+    fi
+    exec daphne --bind 0.0.0.0 --port "$@" --proxy-headers --access-log - -v "$VERBOSITY" "$APP"
 }
 
 # Several daphne processes: if any one exits, stop the others and exit non-zero so the
@@ -183,9 +191,7 @@ supervise() {
 
 serve() {
     trap stop_child TERM INT
-    run python -c "$WAIT_FOR_DB"
-    run python -c "$MIGRATE"
-    run python -c "$COLLECTSTATIC"
+    run python -c "$PREPARE"
     if [ "$WORKERS" -eq 1 ]; then
         daphne_on "$FIRST_PORT"
     fi
@@ -202,7 +208,7 @@ case "${1:-serve}" in
         ;;
     healthcheck)
         # shellcheck disable=SC2086 # one argument per port
-        exec python -c "$HEALTHCHECK" $PORTS
+        exec python -I -S -c "$HEALTHCHECK" $PORTS
         ;;
     *)
         exec "$@"

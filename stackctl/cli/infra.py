@@ -25,7 +25,8 @@ def engine_ensure(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         out.json({**report.__dict__, "log_file": str(report.log_file) if report.log_file else None})
         return
     if report.changed:
-        out.success("engine ready: " + "; ".join(report.steps))
+        where = f" (dockerd pid {report.pid}, log {report.log_file})" if report.pid else ""
+        out.success(f"engine ready after {len(report.steps)} step(s){where}")
     else:
         out.success("engine already running; nothing changed")
 

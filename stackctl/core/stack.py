@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from python_on_whales import DockerClient
+from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.exceptions import DockerException
 
 from stackctl.adapters.docker import compose_client, describe_failure, require_engine
@@ -130,12 +131,16 @@ class Stack:
             raise describe_failure(exc, what="docker compose config") from None
 
     def status(self) -> StackStatus:
-        require_engine()
+        # No `docker info` up front (it costs as much as the ps itself): only a failure asks
+        # whether the engine is there, to say so rather than relay compose's message.
         try:
             found = self.client.compose.ps(all=True)
             # one `docker inspect` for every container instead of one call each
             containers = self.client.container.inspect([c.id for c in found]) if found else []
-        except DockerException as exc:
+        except (DockerException, ClientNotFoundError) as exc:
+            require_engine(self.client)
+            if isinstance(exc, ClientNotFoundError):
+                raise
             raise describe_failure(exc, what="docker compose ps") from None
         services = []
         for c in containers:

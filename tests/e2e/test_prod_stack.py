@@ -94,3 +94,17 @@ def test_kill_9_heals_and_keeps_committed_rows(prod: Proj, service: str) -> None
     assert ready.status == 200, ready.body
     titles = [n["title"] for n in prod.gql("{ notes { title } }", base=prod.base_tls)["notes"]]
     assert title in titles
+
+
+def test_code_only_redeploy_recreates_web_alone_and_nginx_keeps_serving(prod: Proj) -> None:
+    before = {s: (c.id, c.state.started_at) for s in ("web", "nginx", "db", "redis") for c in containers(prod, s)}
+    views = prod.root / "example" / "notes" / "views.py"
+    views.write_text(views.read_text() + "# a code-only change\n")
+    up = prod.stackctl("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    after = {s: (c.id, c.state.started_at) for s in ("web", "nginx", "db", "redis") for c in containers(prod, s)}
+    assert after["web"][0] != before["web"][0]  # the new image runs
+    # nginx reaches daphne on the sockets volume: same container, never restarted
+    assert {s: after[s] for s in ("nginx", "db", "redis")} == {s: before[s] for s in ("nginx", "db", "redis")}
+    # as soon as `up` returns, nginx serves the new web (no stale upstream, no 502)
+    assert prod.gql("{ ping }", base=prod.base_tls) == {"ping": "pong"}

@@ -160,6 +160,13 @@ def test_compose_config_dev(docker_compose: list[str], tmp_path: Path) -> None:
         "redis": "service_healthy",
     }
     assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+    # nginx reaches daphne on sockets in a shared in-memory volume, so web's recreation needs
+    # no nginx restart; nginx may only read it.
+    assert not services["nginx"]["depends_on"]["web"].get("restart", False)
+    sockets = {name: [v for v in services[name]["volumes"] if v["source"] == "sockets"] for name in ("web", "nginx")}
+    assert [(v["target"], v.get("read_only", False)) for v in sockets["web"]] == [("/run/stackctl", False)]
+    assert [(v["target"], v.get("read_only", False)) for v in sockets["nginx"]] == [("/run/stackctl", True)]
+    assert config["volumes"]["sockets"]["driver_opts"]["type"] == "tmpfs"
     assert services["web"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
     assert services["web"]["build"]["secrets"][0]["source"] == "ca_bundle"
     assert config["secrets"]["ca_bundle"]["file"] == "/dev/null"
@@ -169,7 +176,7 @@ def test_compose_config_dev(docker_compose: list[str], tmp_path: Path) -> None:
         ("127.0.0.1", "8080", 80)
     ]
     # `backups` is declared here for prod's backup service; compose lists only used volumes.
-    assert set(config["volumes"]) == {"postgres_data", "media", "static"}
+    assert set(config["volumes"]) == {"postgres_data", "media", "static", "sockets"}
     assert "\n  backups:\n" in (tmp_path / "docker-compose.yml").read_text()
 
 
@@ -194,10 +201,13 @@ def test_compose_config_prod_merge_needs_no_dot_env(
     assert web["environment"]["WEB_CONCURRENCY"] == str(cfg.resources.web_concurrency)
     assert web["environment"]["DJANGO_ASGI_APPLICATION"] == cfg.django.django_asgi_application
     assert web["build"]["args"]["STATIC_ROOT"] == cfg.storage.static_root
-    assert {v["target"] for v in web["volumes"]} == {cfg.storage.static_root, cfg.storage.media_root}
+    assert {v["target"] for v in web["volumes"]} == {cfg.storage.static_root, cfg.storage.media_root, "/run/stackctl"}
     assert web["deploy"]["resources"]["limits"]["cpus"] == float(cfg.resources.web_cpu_limit)
     assert services["db"]["environment"]["POSTGRES_USER"] == cfg.database.postgres_user
     nginx = services["nginx"]
+    assert {"source": "sockets", "target": "/run/stackctl", "read_only": True} in [
+        {k: v[k] for k in ("source", "target", "read_only") if k in v} for v in nginx["volumes"]
+    ]
     conf = [v for v in nginx["volumes"] if v["target"] == "/etc/nginx/nginx.conf"]
     assert [Path(v["source"]).name for v in conf] == ["nginx.prod.conf"]
     published = sorted(p["target"] for p in nginx["ports"])

@@ -1,0 +1,107 @@
+"""The benchmark report: ratios and targets recomputed from canned numbers (no engine, no timing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import compute_ratios, concurrency_curve, ratio, render_table, summary, targets
+
+
+def _point(rps: float) -> dict[str, Any]:
+    return {"rps": rps, "p50_ms": 10.0, "p99_ms": 50.0, "errors": {"connect": 0, "read": 0, "status": 0}}
+
+
+def _setup(conc: int, healthz: float, graphql: float, *, server: str = "daphne", nginx: bool = True) -> dict[str, Any]:
+    return {
+        "label": "x",
+        "web_concurrency": conc,
+        "via_nginx": nginx,
+        "setup": {"server": server, "bench_image": False, "db_pool": False},
+        "healthz": _point(healthz),
+        "graphql": _point(graphql),
+    }
+
+
+def canned() -> dict[str, Any]:
+    return {
+        "host": {"nproc": 2, "memory_bytes": 2**34},
+        "sections": {
+            "requests": {
+                "load_settings": {"threads": 2, "connections": 32, "seconds": 8, "warmup_seconds": 2},
+                "setups": {
+                    "a_stackctl_default": _setup(2, 300.0, 120.0),
+                    "b_daphne_1_nginx": _setup(1, 150.0, 50.0),
+                    "daphne_3_nginx": _setup(3, 310.0, 118.0),
+                    "c_gunicorn_uvicorn_nginx": _setup(2, 450.0, 100.0, server="gunicorn"),
+                },
+                "e_nginx_alone": {"nginx_health": _point(15000.0)},
+            },
+            "static": {
+                "path": "/static/admin/css/base.0123456789ab.css",
+                "points": {
+                    "nginx_identity": {**_point(6000.0), "response": {"body_bytes": "100"}},
+                    "whitenoise_identity": {**_point(600.0), "response": {"body_bytes": "100"}},
+                },
+            },
+            "build": {
+                "stackctl": {"code_change_redeploy_seconds": 10.0, "image_bytes": 300e6},
+                "naive": {"code_change_redeploy_seconds": 50.0, "image_bytes": 400e6},
+            },
+            "backup": {
+                "cookiecutter": {"restore_seconds": 30.0},
+                "stackctl": {
+                    "restore_cli_seconds": 90.0,
+                    "restore_script_wall_seconds": 25.0,
+                    "pg_restore_j2_seconds": 15.0,
+                },
+            },
+            "cli": {"stackctl_status": {"median": 0.3}, "compose_ps": {"median": 0.2}},
+        },
+    }
+
+
+def test_ratio_divides_dotted_paths_and_refuses_missing_or_zero() -> None:
+    data = {"a": {"x": 3.0, "zero": 0}, "b": {"y": 2.0}}
+    assert ratio(data, "a.x", "b.y") == 1.5
+    assert ratio(data, "a.x", "a.zero") is None
+    assert ratio(data, "a.x", "b.missing") is None
+
+
+def test_ratios_are_recomputed_from_the_json() -> None:
+    r = {name: item["value"] for name, item in compute_ratios(canned()).items()}
+    assert r["graphql_rps_a_over_b"] == 2.4
+    assert r["graphql_rps_a_over_c"] == 1.2
+    assert r["static_rps_nginx_over_whitenoise"] == 10.0
+    assert r["redeploy_stackctl_over_naive"] == 0.2
+    assert r["restore_speedup_pg_restore_j2"] == 2.0
+    assert r["restore_speedup_cli"] == 0.333
+    assert r["status_over_compose_ps"] == 1.5
+    assert r["graphql_rps_a_pool_over_a"] is None  # not measured: no ratio, no crash
+
+
+def test_targets_are_judged_in_the_right_direction() -> None:
+    met = {t.source: t.met for t in targets(canned())}
+    assert met["graphql_rps_a_over_c"] is True
+    assert met["graphql_rps_a_over_b"] is True
+    assert met["static_rps_nginx_over_whitenoise"] is True
+    assert met["redeploy_stackctl_over_naive"] is True  # 0.2 <= 0.25
+    assert met["restore_speedup_cli"] is False  # 0.33 < 1.5
+    assert met["restore_speedup_pg_restore_j2"] is True
+    assert met["status_over_compose_ps"] is True  # 1.5 <= 1.5
+
+
+def test_missing_sections_give_no_verdict() -> None:
+    data = canned()
+    del data["sections"]["backup"]
+    met = {t.source: t.met for t in targets(data)}
+    assert met["restore_speedup_cli"] is None
+
+
+def test_curve_and_table() -> None:
+    data = canned()
+    curve = concurrency_curve(data)
+    assert list(curve) == [1, 2, 3]  # gunicorn is not on the daphne curve
+    assert curve[2]["graphql_rps"] == 120.0
+    data.update(summary(data))
+    table = render_table({**data, "sections": {"requests": data["sections"]["requests"]}})
+    assert "a_stackctl_default" in table and "== Targets ==" in table
