@@ -33,7 +33,8 @@ class WebSetup:
     bench_image: bool = False  # built from requirements-bench.txt
     direct: bool = False  # web:8000 published on 127.0.0.1
     whitenoise: bool = False
-    db_pool: bool = False
+    db_pool: bool = True  # the example's default (DB_POOL); False sets DB_POOL=false
+    access_log: bool = False  # daphne's access log (prod's default: off, nginx logs requests)
 
     @property
     def is_stackctl_default(self) -> bool:
@@ -41,7 +42,7 @@ class WebSetup:
 
     def overrides(self) -> list[str]:
         files = []
-        if self.bench_image or self.server == "gunicorn" or self.whitenoise or self.db_pool:
+        if self.bench_image or self.server == "gunicorn" or self.whitenoise or not self.db_pool or self.access_log:
             files.append("bench-image.yml")
         if self.server == "gunicorn":
             files.append("gunicorn.yml")
@@ -133,7 +134,8 @@ class Lab:
             "BENCH_WORKERS": str(setup.workers or 1),
             "BENCH_WORKER_CLASS": setup.worker_class,
             "BENCH_USE_WHITENOISE": "true" if setup.whitenoise else "",
-            "BENCH_DB_POOL": "true" if setup.db_pool else "",
+            "BENCH_DB_POOL": "true" if setup.db_pool else "false",
+            "BENCH_ACCESS_LOG": "1" if setup.access_log else "0",
         }
 
     def compose(

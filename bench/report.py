@@ -43,11 +43,14 @@ def ratio(data: dict[str, Any], top: str, bottom: str) -> float | None:
 REQ = "sections.requests.setups"
 RATIOS: dict[str, tuple[str, str]] = {
     # requests
-    "graphql_rps_a_over_b": (f"{REQ}.a_stackctl_default.graphql.rps", f"{REQ}.b_daphne_1_nginx.graphql.rps"),
+    "graphql_rps_a_over_b": (f"{REQ}.a_stackctl_default.graphql.rps", f"{REQ}.b_daphne_1_seed_nginx.graphql.rps"),
     "graphql_rps_a_over_c": (f"{REQ}.a_stackctl_default.graphql.rps", f"{REQ}.c_gunicorn_uvicorn_nginx.graphql.rps"),
-    "healthz_rps_a_over_b": (f"{REQ}.a_stackctl_default.healthz.rps", f"{REQ}.b_daphne_1_nginx.healthz.rps"),
+    "healthz_rps_a_over_b": (f"{REQ}.a_stackctl_default.healthz.rps", f"{REQ}.b_daphne_1_seed_nginx.healthz.rps"),
     "healthz_rps_a_over_c": (f"{REQ}.a_stackctl_default.healthz.rps", f"{REQ}.c_gunicorn_uvicorn_nginx.healthz.rps"),
-    "graphql_rps_b_over_d_daphne": (f"{REQ}.b_daphne_1_nginx.graphql.rps", f"{REQ}.d_daphne_1_direct.graphql.rps"),
+    "graphql_rps_daphne_1_nginx_over_direct": (
+        f"{REQ}.daphne_1_nginx.graphql.rps",
+        f"{REQ}.d_daphne_1_direct.graphql.rps",
+    ),
     "graphql_rps_c_over_d_gunicorn": (
         f"{REQ}.c_gunicorn_uvicorn_nginx.graphql.rps",
         f"{REQ}.d_gunicorn_uvicorn_direct.graphql.rps",
@@ -56,13 +59,17 @@ RATIOS: dict[str, tuple[str, str]] = {
         "sections.requests.e_nginx_alone.nginx_health.rps",
         f"{REQ}.a_stackctl_default.healthz.rps",
     ),
-    "graphql_rps_a_pool_over_a": (
-        f"{REQ}.a_stackctl_default_pool_nginx.graphql.rps",
+    "graphql_rps_a_over_a_no_pool": (
         f"{REQ}.a_stackctl_default.graphql.rps",
+        f"{REQ}.a_no_pool_nginx.graphql.rps",
     ),
-    "graphql_rps_a_pool_over_c_pool": (
-        f"{REQ}.a_stackctl_default_pool_nginx.graphql.rps",
-        f"{REQ}.c_gunicorn_uvicorn_pool_nginx.graphql.rps",
+    "graphql_rps_a_over_c_no_pool": (
+        f"{REQ}.a_stackctl_default.graphql.rps",
+        f"{REQ}.c_gunicorn_uvicorn_no_pool_nginx.graphql.rps",
+    ),
+    "graphql_rps_a_over_daphne_1_pool": (
+        f"{REQ}.a_stackctl_default.graphql.rps",
+        f"{REQ}.daphne_1_nginx.graphql.rps",
     ),
     # static
     "static_rps_nginx_over_whitenoise": (
@@ -371,12 +378,13 @@ def render_table(data: dict[str, Any]) -> str:
 
 
 def concurrency_curve(data: dict[str, Any]) -> dict[int, dict[str, float]]:
-    """GraphQL req/s by number of daphne processes behind nginx (default image, no pool)."""
+    """GraphQL req/s by number of daphne processes behind nginx (the default image and settings)."""
     setups = _get(data, REQ) or {}
     curve: dict[int, dict[str, float]] = {}
     for key, e in setups.items():
         s = e["setup"]
-        if e["via_nginx"] and s["server"] == "daphne" and not s["bench_image"] and not s["db_pool"]:
+        plain = not s["bench_image"] and s.get("db_pool", True) and not s.get("access_log", False)
+        if e["via_nginx"] and s["server"] == "daphne" and plain:
             curve[e["web_concurrency"]] = {
                 "graphql_rps": e["graphql"]["rps"],
                 "graphql_p99_ms": e["graphql"]["p99_ms"],

@@ -16,14 +16,20 @@ CORES = os.cpu_count() or 2
 def setups() -> list[tuple[str, WebSetup, bool]]:
     """(key, set-up, through nginx?) in the order that needs the fewest restarts."""
     return [
-        ("a_stackctl_default", WebSetup("(a) stackctl default: daphne x WEB_CONCURRENCY default, nginx"), True),
-        ("b_daphne_1_nginx", WebSetup("(b) daphne x1, nginx", concurrency=1), True),
-        ("d_daphne_1_direct", WebSetup("(d) daphne x1, direct", concurrency=1, direct=True), False),
-        ("daphne_3_nginx", WebSetup("daphne x3, nginx", concurrency=3), True),
-        ("daphne_4_nginx", WebSetup("daphne x4, nginx", concurrency=4), True),
+        ("a_stackctl_default", WebSetup("(a) stackctl default: daphne x WEB_CONCURRENCY, pool, nginx"), True),
+        (
+            "b_daphne_1_seed_nginx",
+            WebSetup("(b) seed: daphne x1, no pool, access log, nginx", concurrency=1, db_pool=False, access_log=True),
+            True,
+        ),
+        ("daphne_1_nginx", WebSetup("daphne x1, pool, nginx", concurrency=1), True),
+        ("d_daphne_1_direct", WebSetup("(d) daphne x1, pool, direct", concurrency=1, direct=True), False),
+        ("daphne_3_nginx", WebSetup("daphne x3, pool, nginx", concurrency=3), True),
+        ("daphne_4_nginx", WebSetup("daphne x4, pool, nginx", concurrency=4), True),
+        ("a_no_pool_nginx", WebSetup("(a) without the pool: daphne x default, nginx", db_pool=False), True),
         (
             "c_gunicorn_uvicorn_nginx",
-            WebSetup("(c) gunicorn + UvicornWorker x cores, nginx", server="gunicorn", workers=CORES),
+            WebSetup("(c) gunicorn + UvicornWorker x cores, pool, nginx", server="gunicorn", workers=CORES),
             True,
         ),
         (
@@ -32,13 +38,8 @@ def setups() -> list[tuple[str, WebSetup, bool]]:
             False,
         ),
         (
-            "c_gunicorn_uvicorn_pool_nginx",
-            WebSetup("(c) + psycopg pool, nginx", server="gunicorn", workers=CORES, db_pool=True),
-            True,
-        ),
-        (
-            "a_stackctl_default_pool_nginx",
-            WebSetup("(a) + psycopg pool (DB_POOL), nginx", bench_image=True, db_pool=True),
+            "c_gunicorn_uvicorn_no_pool_nginx",
+            WebSetup("(c) without the pool, nginx", server="gunicorn", workers=CORES, db_pool=False),
             True,
         ),
     ]

@@ -11,7 +11,8 @@
 # Environment: WEB_CONCURRENCY daphne processes on ports 8000, 8001, ... and the
 # DJANGO_ASGI_APPLICATION they serve (compose sets both from the profile's settings; nginx's
 # upstream lists the same ports), DB_WAIT_TIMEOUT seconds to wait for the database
-# (default 60), LOG_LEVEL (daphne's verbosity).
+# (default 60), LOG_LEVEL (daphne's verbosity), DAPHNE_ACCESS_LOG (1: a line per request on
+# stdout; prod sets 0, since nginx's access log has every request with its upstream time).
 set -eu
 
 APP="${DJANGO_ASGI_APPLICATION:-config.asgi:application}"
@@ -151,7 +152,10 @@ daphne_on() {
     else
         log "$SOCKET_DIR is not a writable directory: daphne listens on TCP port $1 only"
     fi
-    exec daphne --bind 0.0.0.0 --port "$@" --proxy-headers --access-log - -v "$VERBOSITY" "$APP"
+    if [ "${DAPHNE_ACCESS_LOG:-1}" = 1 ]; then
+        set -- "$@" --access-log -
+    fi
+    exec daphne --bind 0.0.0.0 --port "$@" --proxy-headers -v "$VERBOSITY" "$APP"
 }
 
 # Several daphne processes: if any one exits, stop the others and exit non-zero so the

@@ -16,7 +16,7 @@ def _setup(conc: int, healthz: float, graphql: float, *, server: str = "daphne",
         "label": "x",
         "web_concurrency": conc,
         "via_nginx": nginx,
-        "setup": {"server": server, "bench_image": False, "db_pool": False},
+        "setup": {"server": server, "bench_image": False, "db_pool": True, "access_log": False},
         "healthz": _point(healthz),
         "graphql": _point(graphql),
     }
@@ -30,7 +30,7 @@ def canned() -> dict[str, Any]:
                 "load_settings": {"threads": 2, "connections": 32, "seconds": 8, "warmup_seconds": 2},
                 "setups": {
                     "a_stackctl_default": _setup(2, 300.0, 120.0),
-                    "b_daphne_1_nginx": _setup(1, 150.0, 50.0),
+                    "b_daphne_1_seed_nginx": _setup(1, 150.0, 50.0),
                     "daphne_3_nginx": _setup(3, 310.0, 118.0),
                     "c_gunicorn_uvicorn_nginx": _setup(2, 450.0, 100.0, server="gunicorn"),
                 },
@@ -76,7 +76,7 @@ def test_ratios_are_recomputed_from_the_json() -> None:
     assert r["restore_speedup_pg_restore_j2"] == 2.0
     assert r["restore_speedup_cli"] == 0.333
     assert r["status_over_compose_ps"] == 1.5
-    assert r["graphql_rps_a_pool_over_a"] is None  # not measured: no ratio, no crash
+    assert r["graphql_rps_a_over_a_no_pool"] is None  # not measured: no ratio, no crash
 
 
 def test_targets_are_judged_in_the_right_direction() -> None:
