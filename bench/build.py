@@ -10,12 +10,14 @@ stackctl, `docker compose up -d --build --wait` for naive.
 from __future__ import annotations
 
 import uuid
+from statistics import median
 from typing import Any
 
 from bench.host import log, run
 from bench.lab import NAIVE_DOCKERFILE, Lab, WebSetup
 
 CODE_FILE = "example/notes/views.py"
+REDEPLOY_RUNS = 3  # the code-only redeploy is short and noisy: the median of three
 
 
 def image_size(tag: str) -> int:
@@ -49,12 +51,16 @@ def _stackctl_image(lab: Lab) -> dict[str, Any]:
     r["cold_build_seconds"] = _timed(lab, "stackctl cold build (no layer cache)", "build", "--no-cache", "web")
     r["rebuild_no_change_seconds"] = _timed(lab, "stackctl rebuild, no change", "build", "web")
     r["image_bytes"] = image_size(lab.web_image)
-    change_code(lab)
-    before = container_ids(lab)
-    redeploy = lab.stackctl("up", "--prod", timeout=900)
-    r["code_change_redeploy_seconds"] = round(redeploy.seconds, 2)
-    r["code_change_redeploy_recreated"] = recreated(before, container_ids(lab))
-    log(f"  stackctl code-only change, `stackctl up --prod` to healthy: {redeploy.seconds:.1f} s")
+    runs = []
+    for _ in range(REDEPLOY_RUNS):
+        change_code(lab)
+        before = container_ids(lab)
+        redeploy = lab.stackctl("up", "--prod", timeout=900)
+        runs.append(round(redeploy.seconds, 2))
+        r["code_change_redeploy_recreated"] = recreated(before, container_ids(lab))
+        log(f"  stackctl code-only change, `stackctl up --prod` to healthy: {redeploy.seconds:.1f} s")
+    r["code_change_redeploy_runs"] = runs
+    r["code_change_redeploy_seconds"] = median(runs)
     change_code(lab)
     r["code_change_build_only_seconds"] = _timed(lab, "stackctl code-only change, build only", "build", "web")
     r["code_change_up_only_seconds"] = _timed(lab, "stackctl deploy only (up --wait)", "up", "-d", "--wait")
@@ -77,12 +83,16 @@ def _naive_image(lab: Lab) -> dict[str, Any]:
     r["rebuild_no_change_seconds"] = timed("naive rebuild, no change", "build", "web")
     r["image_bytes"] = image_size(image)
     r["first_deploy_seconds"] = timed("naive first deploy (up --wait)", "up", "-d", "--wait")
-    change_code(lab)
-    before = container_ids(lab)
-    r["code_change_redeploy_seconds"] = timed(
-        "naive code-only change, `compose up -d --build --wait` to healthy", "up", "-d", "--build", "--wait"
-    )
-    r["code_change_redeploy_recreated"] = recreated(before, container_ids(lab))
+    runs = []
+    for _ in range(REDEPLOY_RUNS):
+        change_code(lab)
+        before = container_ids(lab)
+        runs.append(
+            timed("naive code-only change, `compose up -d --build --wait` to healthy", "up", "-d", "--build", "--wait")
+        )
+        r["code_change_redeploy_recreated"] = recreated(before, container_ids(lab))
+    r["code_change_redeploy_runs"] = runs
+    r["code_change_redeploy_seconds"] = median(runs)
     change_code(lab)
     r["code_change_build_only_seconds"] = timed("naive code-only change, build only", "build", "web")
     r["code_change_up_only_seconds"] = timed("naive deploy only (up --wait)", "up", "-d", "--wait")

@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
         stack = _stack(project_dir, prod)
         result = stack.status()
         if stack.profile == "prod":
-            result.extra.update(backup_status(stack))  # next scheduled backup, age of the last one
+            result.extra.update(backup_status(stack, result))  # next scheduled backup, age of the last one
         if json_out:
             out.json(_status_json(result))
         else:

@@ -32,6 +32,7 @@ class ServiceStatus:
     state: str
     health: str | None
     ports: list[str]
+    health_output: str | None = None  # what the last healthcheck probe printed
 
 
 @dataclass
@@ -145,12 +146,16 @@ class Stack:
         services = []
         for c in containers:
             health = c.state.health.status if c.state.health else None
+            probes = (c.state.health.log or []) if c.state.health else []
+            last_output = probes[-1].output if probes else None
             ports = []
             for inner, bindings in (c.network_settings.ports or {}).items():
                 for b in bindings or []:
                     ports.append(f"{b.get('HostIp')}:{b.get('HostPort')}->{inner}")
             service = (c.config.labels or {}).get("com.docker.compose.service", c.name)
-            services.append(ServiceStatus(service, c.name, c.state.status or "?", health, sorted(ports)))
+            services.append(
+                ServiceStatus(service, c.name, c.state.status or "?", health, sorted(ports), last_output)
+            )
         services.sort(key=lambda s: s.service)
         return StackStatus(self.name, self.profile, services, self.urls())
 

@@ -14,6 +14,8 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
     proj = make_project(tmp_path_factory.mktemp("prod"), prod=True, tls=True)
     proc = proj.stackctl("check")
     assert proc.returncode == 0, proc.stdout + proc.stderr  # the prod policy passes with TLS on
-    proj.stackctl("up", check=True)
-    yield proj
-    proj.stackctl("down", "--volumes", "--yes")
+    try:  # a stack that failed to come up is removed too, not left restarting
+        proj.stackctl("up", check=True)
+        yield proj
+    finally:
+        proj.stackctl("down", "--volumes", "--yes")

@@ -429,8 +429,8 @@ def test_scheduler_runs_on_cron_and_stops_on_sigterm(lab: Lab, seeded: str) -> N
         time.sleep(1)
     assert "db: succeeded" in logs, logs
     assert lab.password not in logs
-    health = scheduler.execute(["backup_healthcheck.sh"])
-    assert "last db backup" in str(health)
+    health = json.loads(str(scheduler.execute(["backup_healthcheck.sh"])))  # one JSON line: the status report
+    assert health["healthy"] is True and health["db"]["last_success"] and health["db"]["next_run"]
     state = json.loads(str(scheduler.execute(["cat", "/backups/.scheduler.json"])))
     assert state["jobs"]["db"]["last_exit"] == 0 and state["jobs"]["db"]["next_run"]
     scheduler.stop(time=30)

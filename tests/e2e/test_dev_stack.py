@@ -17,9 +17,11 @@ pytestmark = pytest.mark.engine
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
     proj = make_project(tmp_path_factory.mktemp("dev"))
-    proj.stackctl("up", check=True)
-    yield proj
-    proj.stackctl("down", "--volumes", "--yes")
+    try:  # a stack that failed to come up is removed too, not left restarting
+        proj.stackctl("up", check=True)
+        yield proj
+    finally:
+        proj.stackctl("down", "--volumes", "--yes")
 
 
 def test_graphql_query_and_mutation_through_nginx(dev: Proj) -> None:
