@@ -41,7 +41,7 @@ demo-down: venv
 test: images
 	bash scripts/test.sh $(PYTEST_ARGS)
 
-# The benchmarks (about 30 minutes; see bench/README.md). BENCH_ARGS=--quick for a smoke run.
+# The benchmarks (about 20 minutes; see bench/README.md). BENCH_ARGS=--quick for a smoke run.
 bench: images
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

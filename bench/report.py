@@ -213,6 +213,8 @@ def _requests(sec: dict[str, Any]) -> list[str]:
     for key, e in sec["setups"].items():
         h, g = e["healthz"], e["graphql"]
         bad = "" if sum(h["errors"].values()) + sum(g["errors"].values()) == 0 else " !errors"
+        if len(e.get("graphql_runs_rps", [])) > 1:
+            bad += f" (GraphQL: median of {len(e['graphql_runs_rps'])})"
         rows.append(
             [
                 key + bad,
@@ -288,7 +290,7 @@ def _backup(sec: dict[str, Any]) -> list[str]:
     )
     rows = [
         [
-            "stackctl backup now db (custom -Z 6)",
+            "stackctl backup now db (custom, default -Z)",
             _fmt(st["backup_cli_seconds"]),
             _fmt(st["bytes"] / MB, ".0f"),
             f"stackctl restore db (end to end): {_fmt(st['restore_cli_seconds'])}",

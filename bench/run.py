@@ -33,6 +33,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, help="JSON path (default bench/results/latest.json, quick.json with --quick)"
     )
+    parser.add_argument("--rounds", type=int, help="rounds of the repeated GraphQL set-ups (default 3; 1 with --quick)")
     parser.add_argument("--keep", action="store_true", help="leave the bench stack running (for debugging)")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS)
@@ -43,8 +44,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def _plan(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"load": LoadSettings(seconds=3, warmup_seconds=1), "rows_per_table": 50_000, "cli_runs": 5}
-    return {"load": LoadSettings(seconds=8, warmup_seconds=2), "rows_per_table": 1_250_000, "cli_runs": 20}
+        return {"load": LoadSettings(seconds=3, warmup_seconds=1), "rows_per_table": 50_000, "cli_runs": 5, "rounds": 1}
+    return {"load": LoadSettings(seconds=8, warmup_seconds=2), "rows_per_table": 1_250_000, "cli_runs": 20, "rounds": 3}
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
@@ -57,6 +58,8 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     plan = _plan(args.quick)
+    if args.rounds:
+        plan["rounds"] = args.rounds
     out = args.out or RESULTS / ("quick.json" if args.quick else "latest.json")
     chosen = [s for s in SECTIONS if s in args.only.split(",")]
     data: dict[str, Any] = {
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     lab = Lab.create()
     try:
         runners = {
-            "requests": lambda: requests.run_section(lab, plan["load"]),
+            "requests": lambda: requests.run_section(lab, plan["load"], rounds=plan["rounds"]),
             "static": lambda: static.run_section(lab, plan["load"]),
             "build": lambda: build.run_section(lab),
             "backup": lambda: backup.run_section(lab, rows_per_table=plan["rows_per_table"]),
