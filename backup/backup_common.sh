@@ -23,6 +23,19 @@ utc_stamp() {
     date -u +%Y%m%dT%H%M%SZ
 }
 
+# free_name DIR PREFIX SUFFIX: PREFIX<utc stamp>SUFFIX, a name not yet taken in DIR. Names carry
+# the second; a backup in the same second as the last one waits for the next (callers hold the
+# backup lock, so no other backup takes the name meanwhile).
+free_name() {
+    local tries=0 name
+    while name="$2$(utc_stamp)$3" && [ -e "$1/$name" ]; do
+        tries=$((tries + 1))
+        [ "$tries" -le 3 ] || die "$name already exists; try again in a second" 75
+        sleep 1
+    done
+    printf '%s\n' "$name"
+}
+
 now_ms() {
     echo $(($(date +%s%N) / 1000000))
 }

@@ -42,10 +42,9 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 
 started=$(now_ms)
-stamp=$(utc_stamp)
-name="$POSTGRES_DB-$stamp${label:+-$label}.dump"
-[ "$ENCRYPT" = 0 ] || name="$name.age"
-[ ! -e "$DB_BACKUPS_DIR/$name" ] || die "$name already exists; try again in a second" 75
+suffix="${label:+-$label}.dump"
+[ "$ENCRYPT" = 0 ] || suffix="$suffix.age"
+name=$(free_name "$DB_BACKUPS_DIR" "$POSTGRES_DB-" "$suffix")
 tmp=$(mktemp "$DB_BACKUPS_DIR/.tmp-db-XXXXXX")
 
 log "dumping $POSTGRES_DB from $PGHOST:$PGPORT to $name"

@@ -95,9 +95,9 @@ copy_to_target() {
 }
 
 started=$(now_ms)
-name="media-$(utc_stamp)${label:+-$label}.tar.gz"
-[ "$ENCRYPT" = 0 ] || name="$name.age"
-[ ! -e "$MEDIA_BACKUPS_DIR/$name" ] || die "$name already exists; try again in a second" 75
+suffix="${label:+-$label}.tar.gz"
+[ "$ENCRYPT" = 0 ] || suffix="$suffix.age"
+name=$(free_name "$MEDIA_BACKUPS_DIR" media- "$suffix")
 tmp=$(mktemp "$MEDIA_BACKUPS_DIR/.tmp-media-XXXXXX")
 level=$COMPRESS_LEVEL
 [ "$level" -ge 1 ] || level=1

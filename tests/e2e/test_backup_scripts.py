@@ -267,6 +267,18 @@ def test_db_backup_round_trip(lab: Lab, seeded: str) -> None:
     assert old not in lab.databases()
 
 
+def test_a_backup_in_a_taken_second_waits_for_a_free_name(lab: Lab, seeded: str) -> None:
+    # names carry the second: take this second's and the next one's, the script must move on
+    taken = (
+        "s=$(date -u +%s); for i in 0 1; do"
+        f' touch "/backups/db/{DB_NAME}-$(date -u -d "@$((s + i))" +%Y%m%dT%H%M%SZ).dump"; done'
+    )
+    ran = lab.run("sh", "-c", f"mkdir -p /backups/db && {taken} && backup_db.sh && ls /backups/db")
+    dumps = sorted(n for n in ran.out.splitlines() if re.fullmatch(rf"{DB_NAME}-\d{{8}}T\d{{6}}Z\.dump", n))
+    assert len(dumps) == 3, ran.out
+    assert ran.json["file"] == dumps[-1] and ran.json["bytes"] > 0
+
+
 @pytest.mark.parametrize("how", ["truncated", "flipped"])
 def test_damaged_backup_is_refused_and_db_untouched(lab: Lab, seeded: str, how: str) -> None:
     good = lab.run("backup_db.sh", "--label", "good").json["file"]

@@ -119,11 +119,17 @@ def test_restore_interrupted_by_killing_the_database_leaves_it_as_it_was(prod: P
     killed = False
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            scratch = psql(prod, "SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", db="postgres")
+            # the scratch database <db>_restore_<ts> exists only while pg_restore loads it; the
+            # <db>_pre_restore_<ts> left after the swap must not count, or the kill comes too late
+            scratch = psql(
+                prod,
+                "SELECT count(*) FROM pg_database WHERE datname ~ '_restore_[0-9]+$' AND datname !~ '_pre_restore_'",
+                db="postgres",
+            )
         except Exception:
             scratch = "0"
         if scratch not in ("", "0"):
-            time.sleep(1)
+            time.sleep(0.3)
             os.kill(containers(prod, "db")[0].state.pid, signal.SIGKILL)
             killed = True
             break
