@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# backup_db.sh [--label LABEL]
+# backup_db.sh [--label LABEL] [--from-previous <db>_pre_restore_<ts>]
 #
-# Dump POSTGRES_DB (custom format, -Z BACKUP_COMPRESS_LEVEL) to
+# Dump POSTGRES_DB (custom format, -Z BACKUP_COMPRESS_LEVEL), or with --from-previous the
+# database a restore left aside (named as a backup of POSTGRES_DB, restorable as one), to
 # DB_BACKUPS_DIR/<db>-<UTC YYYYmmddTHHMMSSZ>[-LABEL].dump (.dump.age when
 # BACKUP_AGE_RECIPIENTS is set), atomically, with a NAME.sha256 sidecar. A failed dump
 # leaves no file. On success: touch /backups/last-success-db, apply the retention policy,
@@ -12,11 +13,13 @@ set -euo pipefail
 . "$(dirname -- "$(readlink -f -- "$0")")/backup_common.sh"
 
 label=""
+source_db=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --label) label=${2:?--label needs a value}; shift 2 ;;
+        --from-previous) source_db=${2:?--from-previous needs a database name}; shift 2 ;;
         --label=*) label=${1#--label=}; shift ;;
-        -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument: $1" 2 ;;
     esac
 done
@@ -29,6 +32,11 @@ case "$label" in
 esac
 
 pg_env
+if [ -z "$source_db" ]; then
+    source_db=$POSTGRES_DB
+elif ! is_previous_db "$source_db"; then
+    die "--from-previous takes a ${POSTGRES_DB:0:36}_pre_restore_<timestamp> database, not $source_db" 2
+fi
 age_recipients
 mkdir -p -- "$DB_BACKUPS_DIR"
 take_lock db
@@ -47,17 +55,18 @@ suffix="${label:+-$label}.dump"
 name=$(free_name "$DB_BACKUPS_DIR" "$POSTGRES_DB-" "$suffix")
 tmp=$(mktemp "$DB_BACKUPS_DIR/.tmp-db-XXXXXX")
 
-log "dumping $POSTGRES_DB from $PGHOST:$PGPORT to $name"
+log "dumping $source_db from $PGHOST:$PGPORT to $name"
 if [ "$ENCRYPT" = 1 ]; then
-    pg_dump --no-password -Fc -Z "$COMPRESS_LEVEL" -d "$POSTGRES_DB" | maybe_encrypt >"$tmp"
+    pg_dump --no-password -Fc -Z "$COMPRESS_LEVEL" -d "$source_db" | maybe_encrypt >"$tmp"
 else
     # Straight to the file, so the archive records data offsets (parallel restore needs them).
-    pg_dump --no-password -Fc -Z "$COMPRESS_LEVEL" -d "$POSTGRES_DB" -f "$tmp"
+    pg_dump --no-password -Fc -Z "$COMPRESS_LEVEL" -d "$source_db" -f "$tmp"
 fi
 
 seal "$tmp" "$DB_BACKUPS_DIR/$name"
 tmp=""
-mark_success db "$name"
+# a dump of the previous database does not vouch for the live one: no success mark
+[ "$source_db" != "$POSTGRES_DB" ] || mark_success db "$name"
 bytes=$(stat -c %s -- "$DB_BACKUPS_DIR/$name")
 seconds=$(seconds_since "$started")
 log "wrote $name ($bytes bytes in ${seconds}s)"

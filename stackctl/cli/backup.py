@@ -136,7 +136,8 @@ def _show_restore(out: Console, result: restoring.RestoreResult, json_out: bool)
         return
     content = f"{result.files} files" if result.kind == "media" else f"{result.tables} tables, {result.rows} rows"
     out.success(f"restored {result.file}: {content} in {result.seconds:.0f}s")
-    out.data(f"safety backup: {result.safety_backup}")
+    if result.safety_backup:
+        out.data(f"safety backup: {result.safety_backup}")
     if result.old_database:
         out.warning(f"the previous database is kept as {result.old_database}")
 

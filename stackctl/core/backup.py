@@ -211,11 +211,15 @@ def _result(kind: Kind, payload: dict[str, Any]) -> BackupResult:
     )
 
 
-def take_backup(stack: Stack, kind: Kind, *, label: str | None = None, copy: bool = True) -> BackupResult:
-    """One backup_db.sh / backup_media.sh run."""
+def take_backup(
+    stack: Stack, kind: Kind, *, label: str | None = None, copy: bool = True, from_previous: str | None = None
+) -> BackupResult:
+    """One backup_db.sh / backup_media.sh run; `from_previous` dumps a <db>_pre_restore_<ts> database."""
     argv = [f"backup_{kind}.sh"]
     if label:
         argv += ["--label", label]
+    if kind == "db" and from_previous:
+        argv += ["--from-previous", from_previous]
     if kind == "media" and not copy:
         argv.append("--no-copy")
     try:

@@ -1,19 +1,21 @@
 """Restore the prod stack's database or media from a backup, without risking the live data.
 
-The order, for both: check the backup (restore_*.sh --check: checksum, decryption, readable)
--> ask (`confirm`, which raises Aborted when refused) -> safety backup labelled
-`pre-restore` -> stop the services that write (web and any other app service) ->
-restore_*.sh -> start them again and wait until healthy -> (db) drop the previous database.
-If anything fails once they are stopped, they are started again before the error propagates.
+The order: check the backup (restore_*.sh --check: checksum, decryption, readable) -> ask
+(`confirm`, which raises Aborted when refused) -> stop the services that write (web and any
+other app service) -> (media) safety archive labelled `pre-restore` -> restore_*.sh ->
+start the writers again and wait until healthy, (db) meanwhile dump the previous database,
+which the swap left aside untouched, as the `pre-restore` safety backup -> (db) drop it.
+If anything fails before the restore is done, the writers are started again before the error
+propagates; a failed safety dump keeps the previous database instead of dropping it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from python_on_whales.exceptions import DockerException
 
@@ -44,7 +46,7 @@ class RestoreResult:
     kind: Kind
     file: str
     seconds: float
-    safety_backup: str  # the pre-restore backup taken just before
+    safety_backup: str | None  # the pre-restore backup (db: None if it failed; the old database is kept)
     tables: int | None = None  # db
     rows: int | None = None  # db
     files: int | None = None  # media
@@ -68,7 +70,7 @@ def restore_db(
         file,
         question=lambda name, writers: (
             f"Replace the database {db!r} of {stack.name} with {name}?"
-            f" (a safety backup is taken first{_stopping(writers)})"
+            f" (the current one is kept aside until its safety backup is written{_stopping(writers)})"
         ),
         confirm=confirm,
         report=report,
@@ -136,25 +138,78 @@ def _restore(
         report(f"{name}: checksum {check.get('checksum')}, readable")
         writers = running_writers(stack)
         confirm(question(name, writers))
-        report(f"taking a safety {'backup' if kind == 'db' else 'archive'} of the current {kind}")
+        _stop(stack, writers, report, timeout)
         try:
-            safety = take_backup(stack, kind, label=SAFETY_LABEL, copy=False)
-        except BackupError as exc:
-            raise RestoreError(f"the safety backup failed, so nothing was restored: {exc.message}") from None
-        report(f"safety backup: {safety.file}")
-        payload = _with_writers_stopped(stack, writers, [script, target], name, envs, report, timeout)
-    old = payload.get("old_database")
-    kept_old = _drop_old(stack, str(old), report) if kind == "db" and old else None
+            # media: archived once nothing writes to it any more, so no upload is missed
+            safety = _safety_backup(stack, "media", report) if kind == "media" else None
+            report(f"restoring {name}")
+            payload = run_script(
+                stack,
+                [script, target],
+                what=f"restoring {name}",
+                envs=envs,
+                error=RestoreError,
+                hint="the live data was not replaced; the restore works on a copy until its last step",
+            )
+        except BaseException:
+            _start(stack, writers, report, timeout, quiet=True)
+            raise
+    old = str(payload["old_database"]) if kind == "db" and payload.get("old_database") else None
+    kept_old = None
+    if old:
+        # db: the previous database was renamed aside by the swap and nothing writes to it any
+        # more; it is dumped while the writers start on the restored one, then dropped. Every
+        # write made before the writers stopped is in that dump.
+        safety, start_error = _start_while_saving(stack, writers, old, report, timeout)
+        kept_old = _drop_old(stack, old, report) if safety else old
+    else:
+        start_error = _started(stack, writers, report, timeout)
+    if start_error:
+        back = f"; the previous database is kept as {kept_old}" if kept_old else ""
+        raise RestoreError(
+            f"{name} was restored, but {start_error.message}{back}",
+            hint="read `stackctl logs web --prod`; `stackctl restore` with the pre-restore backup goes back",
+        )
     return RestoreResult(
         kind=kind,
         file=name,
         seconds=time.monotonic() - started,
-        safety_backup=safety.file,
+        safety_backup=safety,
         tables=payload.get("tables"),
         rows=payload.get("rows"),
         files=payload.get("files"),
         old_database=kept_old,
     )
+
+
+def _safety_backup(stack: Stack, kind: Kind, report: Report) -> str:
+    report(f"taking a safety {'backup' if kind == 'db' else 'archive'} of the current {kind}")
+    try:
+        safety = take_backup(stack, kind, label=SAFETY_LABEL, copy=False)
+    except BackupError as exc:
+        raise RestoreError(f"the safety backup failed, so nothing was restored: {exc.message}") from None
+    report(f"safety backup: {safety.file}")
+    return safety.file
+
+
+def _start_while_saving(
+    stack: Stack, writers: list[str], old: str, report: Report, timeout: int
+) -> tuple[str | None, StackctlError | None]:
+    """Dump the previous database (in a thread) while the writers start; both are waited for.
+
+    Returns the safety backup's name (None when it failed: the previous database is then kept)
+    and the error of the start, if any."""
+    report(f"taking a safety backup of the previous database {old}")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        dumping = pool.submit(take_backup, stack, "db", label=SAFETY_LABEL, copy=False, from_previous=old)
+        start_error = _started(stack, writers, report, timeout)
+        try:
+            safety: str | None = dumping.result().file
+            report(f"safety backup: {safety}")
+        except BackupError as exc:
+            safety = None
+            report(f"warning: the safety backup of {old} failed: {exc.message.splitlines()[0]}")
+    return safety, start_error
 
 
 def running_writers(stack: Stack) -> list[str]:
@@ -167,47 +222,26 @@ def running_writers(stack: Stack) -> list[str]:
     return sorted(s for s in services if s and s not in NOT_WRITERS)
 
 
-def _with_writers_stopped(
-    stack: Stack,
-    writers: list[str],
-    argv: list[str],
-    name: str,
-    envs: dict[str, str],
-    report: Report,
-    timeout: int,
-) -> dict[str, Any]:
-    if writers:
-        report(f"stopping {', '.join(writers)}")
-        try:
-            stack.client.compose.stop(writers)
-        except DockerException as exc:
-            _start(stack, writers, report, timeout, quiet=True)
-            raise RestoreError(
-                f"could not stop {', '.join(writers)} (exit {exc.return_code}); nothing was restored"
-            ) from None
-    report(f"restoring {name}")
+def _stop(stack: Stack, writers: list[str], report: Report, timeout: int) -> None:
+    if not writers:
+        return
+    report(f"stopping {', '.join(writers)}")
     try:
-        payload = run_script(
-            stack,
-            argv,
-            what=f"restoring {name}",
-            envs=envs,
-            error=RestoreError,
-            hint="the live data was not replaced; the restore works on a copy until its last step",
-        )
-    except BaseException:
+        stack.client.compose.stop(writers)
+    except DockerException as exc:
         _start(stack, writers, report, timeout, quiet=True)
-        raise
+        raise RestoreError(
+            f"could not stop {', '.join(writers)} (exit {exc.return_code}); nothing was restored"
+        ) from None
+
+
+def _started(stack: Stack, writers: list[str], report: Report, timeout: int) -> StackctlError | None:
+    """Start the writers again after a restore; the error, if they did not become healthy."""
     try:
         _start(stack, writers, report, timeout)
     except StackctlError as exc:
-        old = payload.get("old_database")
-        back = f"; the previous database is kept as {old}" if old else ""
-        raise RestoreError(
-            f"{name} was restored, but {exc.message}{back}",
-            hint="read `stackctl logs web --prod`; `stackctl restore` with the pre-restore backup goes back",
-        ) from None
-    return payload
+        return exc
+    return None
 
 
 def _start(stack: Stack, writers: list[str], report: Report, timeout: int, *, quiet: bool = False) -> None:

@@ -134,15 +134,24 @@ class Stack:
     def status(self) -> StackStatus:
         # No `docker info` up front (it costs as much as the ps itself): only a failure asks
         # whether the engine is there, to say so rather than relay compose's message.
+        # `docker ps` on compose's project label, not `docker compose ps`: the same containers
+        # (one-off `compose run` ones left out, as compose does) without loading the compose
+        # files, 0.01-0.02 s instead of 0.13 s here.
         try:
-            found = self.client.compose.ps(all=True)
+            found = self.client.container.list(
+                all=True,
+                filters=[
+                    ("label", f"com.docker.compose.project={self.name}"),
+                    ("label", "com.docker.compose.oneoff=False"),
+                ],
+            )
             # one `docker inspect` for every container instead of one call each
             containers = self.client.container.inspect([c.id for c in found]) if found else []
         except (DockerException, ClientNotFoundError) as exc:
             require_engine(self.client)
             if isinstance(exc, ClientNotFoundError):
                 raise
-            raise describe_failure(exc, what="docker compose ps") from None
+            raise describe_failure(exc, what="docker ps") from None
         services = []
         for c in containers:
             health = c.state.health.status if c.state.health else None

@@ -23,6 +23,15 @@ utc_stamp() {
     date -u +%Y%m%dT%H%M%SZ
 }
 
+# is_previous_db NAME: NAME is a <db>_pre_restore_<YYYYmmddHHMMSS> database, which
+# restore_db.sh leaves after a swap: the only kind the scripts drop, or dump under POSTGRES_DB's name.
+is_previous_db() {
+    case "$1" in
+        "${POSTGRES_DB:0:36}_pre_restore_"[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
 # free_name DIR PREFIX SUFFIX: PREFIX<utc stamp>SUFFIX, a name not yet taken in DIR. Names carry
 # the second; a backup in the same second as the last one waits for the next (callers hold the
 # backup lock, so no other backup takes the name meanwhile).

@@ -146,7 +146,10 @@ def test_restore_db_round_trip_from_a_host_file(proj: Proj, tmp_path: Path) -> N
     result = restore_db(proj.stack, tmp_path / made.file, confirm=questions.append, report=steps.append)
     assert proj.sql(CHECKSUM) == expected
     assert (result.tables, result.rows, result.old_database) == (1, 1000, None)  # old database dropped
-    assert "pre-restore" in result.safety_backup and questions and "shop" in questions[0]
+    assert result.safety_backup and "pre-restore" in result.safety_backup and questions and "shop" in questions[0]
+    # the safety backup holds the database as it was just before: 10 rows, dumped from the
+    # previous database after the swap, while web started
+    assert core.verify_backup(proj.stack, result.safety_backup).rows == 10
     assert any(step.startswith("stopping web") for step in steps) and any("starting web" in s for s in steps)
     assert proj.stack.client.compose.ps(services=["web"])[0].state.health.status == "healthy"  # type: ignore[union-attr]
     assert proj.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'shop\\_%'") == "0"

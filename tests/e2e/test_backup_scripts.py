@@ -263,6 +263,13 @@ def test_db_backup_round_trip(lab: Lab, seeded: str) -> None:
     old = restored["old_database"]
     assert lab.databases() == {"postgres", "template0", "template1", DB_NAME, old}  # no scratch database left
     lab.run("restore_db.sh", "--drop-old-only", "postgres", ok=False)  # only *_pre_restore_* names
+    # the previous database dumps as a backup of the live one, without counting as its success
+    marked = lab.run("cat", "/backups/last-success-db").out
+    assert lab.run("backup_db.sh", "--from-previous", "postgres", ok=False).code == 2
+    aside = lab.run("backup_db.sh", "--label", "pre-restore", "--from-previous", old).json
+    assert aside["file"].startswith(f"{DB_NAME}-") and aside["file"].endswith("-pre-restore.dump")
+    assert lab.run("cat", "/backups/last-success-db").out == marked
+    assert lab.run("backupctl.py", "verify", aside["file"], "--json").json["rows"] != 3500  # the changed data
     lab.run("restore_db.sh", "--drop-old-only", old)
     assert old not in lab.databases()
 
@@ -271,9 +278,15 @@ def test_a_backup_in_a_taken_second_waits_for_a_free_name(lab: Lab, seeded: str)
     # names carry the second: take this second's and the next one's, the script must move on
     taken = (
         "s=$(date -u +%s); for i in 0 1; do"
-        f' touch "/backups/db/{DB_NAME}-$(date -u -d "@$((s + i))" +%Y%m%dT%H%M%SZ).dump"; done'
+        f' touch "$DB_BACKUPS_DIR/{DB_NAME}-$(date -u -d "@$((s + i))" +%Y%m%dT%H%M%SZ).dump"; done'
     )
-    ran = lab.run("sh", "-c", f"mkdir -p /backups/db && {taken} && backup_db.sh && ls /backups/db")
+    folder = f"/backups/taken-{uuid.uuid4().hex[:8]}"  # the volume is shared by the module's tests
+    ran = lab.run(
+        "sh",
+        "-c",
+        f'mkdir -p "$DB_BACKUPS_DIR" && {taken} && backup_db.sh && ls "$DB_BACKUPS_DIR"',
+        envs={"DB_BACKUPS_DIR": folder},
+    )
     dumps = sorted(n for n in ran.out.splitlines() if re.fullmatch(rf"{DB_NAME}-\d{{8}}T\d{{6}}Z\.dump", n))
     assert len(dumps) == 3, ran.out
     assert ran.json["file"] == dumps[-1] and ran.json["bytes"] > 0

@@ -51,26 +51,38 @@ def test_shellcheck_passes(concurrency: str, tmp_path: Path) -> None:
 
 # -- the entrypoint's supervision, with stand-ins ---------------------------------------------
 
-FAKE_PYTHON = "#!/bin/sh\nexit 0\n"
-# Serves until TERM; the port named by EXIT_PORT exits with 3 after a moment.
-FAKE_DAPHNE = """#!/bin/sh
+# The entrypoint runs everything through python: PREPARE (`python -c CODE`, no --port) and
+# each daphne launcher (`python -c LAUNCH --bind ... --port N ...`). The stand-in prepares in
+# PREPARE_SECONDS, or fails when PREPARE_FAILS is set; as a launcher it loads, waits for the
+# READY file, then serves until TERM; the port named by EXIT_PORT exits with 3 after a moment.
+FAKE_PYTHON = """#!/bin/sh
+case " $* " in
+    *" --port "*) ;;
+    *)
+        sleep "${PREPARE_SECONDS:-0}"
+        if [ -n "${PREPARE_FAILS:-}" ]; then echo "prepare failed" >&2; exit 4; fi
+        echo "prepared" >&2
+        exit 0
+        ;;
+esac
 port=""
 while [ $# -gt 0 ]; do [ "$1" = --port ] && port=$2; shift; done
 trap 'echo "stopped $port" >&2; exit 0' TERM
+echo "loaded $port" >&2
+while [ ! -e "$STACKCTL_READY_FILE" ]; do sleep 0.05; done
 echo "serving $port" >&2
 if [ "$port" = "${EXIT_PORT:-}" ]; then sleep 1; exit 3; fi
 while :; do sleep 0.1; done
 """
 
 
-def _start_entrypoint(tmp_path: Path, workers: int, exit_port: str = "") -> subprocess.Popen[str]:
+def _start_entrypoint(tmp_path: Path, workers: int, exit_port: str = "", **env_vars: str) -> subprocess.Popen[str]:
     root = _render_variant(tmp_path / "stack", WEB_CONCURRENCY=str(workers))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, text in (("python", FAKE_PYTHON), ("daphne", FAKE_DAPHNE)):
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "EXIT_PORT": exit_port}
+    (bin_dir / "python").write_text(FAKE_PYTHON)
+    (bin_dir / "python").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "EXIT_PORT": exit_port, **env_vars}
     env.pop("WEB_CONCURRENCY", None)
     return subprocess.Popen(
         ["/bin/sh", str(root / "compose/entrypoint.sh")], env=env, stderr=subprocess.PIPE, text=True
@@ -84,7 +96,7 @@ def _wait_until_serving(proc: subprocess.Popen[str], workers: int) -> list[str]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         serving = sum(line.startswith("serving") for line in seen)
-        announced = workers == 1 or any(line.startswith("entrypoint: daphne runs") for line in seen)
+        announced = any(line.startswith("entrypoint: daphne runs") for line in seen)
         if serving == workers and announced:
             break
         seen.append(proc.stderr.readline().strip())
@@ -113,7 +125,32 @@ def test_entrypoint_passes_sigterm_to_every_daphne(workers: int, tmp_path: Path)
         proc.kill()
     stopped = {line for line in [*seen, *err.splitlines()] if line.startswith("stopped")}
     assert stopped == {f"stopped {8000 + i}" for i in range(workers)}
-    assert proc.returncode == (0 if workers == 1 else 143)  # one daphne is exec'd: its own exit
+    assert proc.returncode == 143
+
+
+def test_entrypoint_loads_daphne_during_prepare_and_serves_only_after_it(tmp_path: Path) -> None:
+    proc = _start_entrypoint(tmp_path, workers=2, PREPARE_SECONDS="1")
+    try:
+        seen = _wait_until_serving(proc, 2)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    prepared = seen.index("prepared")
+    assert all(seen.index(f"loaded {port}") < prepared for port in (8000, 8001)), seen  # loaded meanwhile
+    assert all(seen.index(f"serving {port}") > prepared for port in (8000, 8001)), seen  # listening after
+
+
+def test_entrypoint_stops_the_loaded_daphnes_when_prepare_fails(tmp_path: Path) -> None:
+    proc = _start_entrypoint(tmp_path, workers=2, PREPARE_SECONDS="0.5", PREPARE_FAILS="1")
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 4, err
+    lines = err.splitlines()
+    assert "entrypoint: preparing the container failed (exit 4); stopping" in lines
+    assert {"stopped 8000", "stopped 8001"} <= set(lines) and not any(line.startswith("serving") for line in lines)
 
 
 def test_entrypoint_runs_any_other_command(tmp_path: Path) -> None:
