@@ -132,7 +132,7 @@ def run_section(lab: Lab, *, rows_per_table: int) -> dict[str, Any]:
     wall, result = _stackctl_json(lab, "restore", "db", dump["file"], "--yes")
     st["restore_cli_seconds"] = wall
     st["restore_cli_reported_seconds"] = result.get("seconds")
-    log(f"  stackctl restore db (check, safety backup, stop web, restore, start web): {wall:.1f} s")
+    log(f"  stackctl restore db (check, stop web, restore, start web while dumping the old db, drop it): {wall:.1f} s")
     if b.rows_in(b.db) != expected:
         raise BenchError("stackctl restore db did not bring back every generated row")
     r["stackctl"] = st

@@ -161,7 +161,8 @@ def _restore(
         # more; it is dumped while the writers start on the restored one, then dropped. Every
         # write made before the writers stopped is in that dump.
         safety, start_error = _start_while_saving(stack, writers, old, report, timeout)
-        kept_old = _drop_old(stack, old, report) if safety else old
+        # kept when there is no safety backup of it, or when the app is not healthy on the new one
+        kept_old = _drop_old(stack, old, report) if safety and not start_error else old
     else:
         start_error = _started(stack, writers, report, timeout)
     if start_error:

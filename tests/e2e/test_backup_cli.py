@@ -8,6 +8,7 @@ that the restore's stop / start / wait-healthy steps are exercised without build
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -46,7 +47,8 @@ services:
     user: "1000:1000"
     command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
     volumes: ["media:/srv/media"]
-    healthcheck: {{test: ["CMD", "true"], interval: 2s}}
+    # unhealthy while /srv/media/.unhealthy exists (a test makes a restore end on a sick app)
+    healthcheck: {{test: ["CMD", "sh", "-c", "! test -e /srv/media/.unhealthy"], interval: 2s, retries: 2}}
     depends_on: {{db: {{condition: service_healthy}}, backup: {{condition: service_started}}}}
   backup:
     build: {{context: ./backup, args: {{POSTGRES_IMAGE: {POSTGRES_IMAGE}}}}}
@@ -153,6 +155,24 @@ def test_restore_db_round_trip_from_a_host_file(proj: Proj, tmp_path: Path) -> N
     assert any(step.startswith("stopping web") for step in steps) and any("starting web" in s for s in steps)
     assert proj.stack.client.compose.ps(services=["web"])[0].state.health.status == "healthy"  # type: ignore[union-attr]
     assert proj.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'shop\\_%'") == "0"
+
+
+def test_an_app_unhealthy_on_the_restored_db_keeps_the_previous_one(proj: Proj) -> None:
+    name = core.backup_now(proj.stack, "db")[0].file
+    proj.sql("DELETE FROM numbers WHERE n > 20")
+    backup = core.backup_container(proj.stack)
+    backup.execute(["touch", "/srv/media/.unhealthy"])
+    try:
+        with pytest.raises(RestoreError) as caught:
+            restore_db(proj.stack, name, confirm=lambda _: None, timeout=20)
+        kept = re.search(r"kept as (shop_pre_restore_\d{14})", caught.value.message)
+        assert kept, caught.value.message
+        assert proj.sql(f"SELECT count(*) FROM pg_database WHERE datname = '{kept.group(1)}'") == "1"
+        assert proj.sql("SELECT count(*) FROM numbers") == "1000"  # the restore itself went through
+    finally:
+        backup.execute(["rm", "-f", "/srv/media/.unhealthy"])
+        proj.stack.client.compose.up(["web"], detach=True, wait=True, wait_timeout=60)
+    core.run_script(proj.stack, ["restore_db.sh", "--drop-old-only", kept.group(1)], what="drop")
 
 
 def test_refused_confirmation_and_damaged_file_change_nothing(proj: Proj, tmp_path: Path) -> None:
