@@ -35,6 +35,7 @@ class WebSetup:
     whitenoise: bool = False
     db_pool: bool = True  # the example's default (DB_POOL); False sets DB_POOL=false
     access_log: bool = False  # daphne's access log (prod's default: off, nginx logs requests)
+    loop: str = "auto"  # DAPHNE_LOOP: "auto" (uvloop, installed by the example) or "asyncio"
 
     @property
     def is_stackctl_default(self) -> bool:
@@ -42,7 +43,14 @@ class WebSetup:
 
     def overrides(self) -> list[str]:
         files = []
-        if self.bench_image or self.server == "gunicorn" or self.whitenoise or not self.db_pool or self.access_log:
+        if (
+            self.bench_image
+            or self.server == "gunicorn"
+            or self.whitenoise
+            or not self.db_pool
+            or self.access_log
+            or self.loop != "auto"
+        ):
             files.append("bench-image.yml")
         if self.server == "gunicorn":
             files.append("gunicorn.yml")
@@ -136,6 +144,7 @@ class Lab:
             "BENCH_USE_WHITENOISE": "true" if setup.whitenoise else "",
             "BENCH_DB_POOL": "true" if setup.db_pool else "false",
             "BENCH_ACCESS_LOG": "1" if setup.access_log else "0",
+            "BENCH_DAPHNE_LOOP": setup.loop,
         }
 
     def compose(

@@ -19,7 +19,13 @@ def setups() -> list[tuple[str, WebSetup, bool]]:
         ("a_stackctl_default", WebSetup("(a) stackctl default: daphne x WEB_CONCURRENCY, pool, nginx"), True),
         (
             "b_daphne_1_seed_nginx",
-            WebSetup("(b) seed: daphne x1, no pool, access log, nginx", concurrency=1, db_pool=False, access_log=True),
+            WebSetup(
+                "(b) seed: daphne x1, no pool, access log, asyncio loop, nginx",
+                concurrency=1,
+                db_pool=False,
+                access_log=True,
+                loop="asyncio",
+            ),
             True,
         ),
         ("daphne_1_nginx", WebSetup("daphne x1, pool, nginx", concurrency=1), True),
@@ -27,6 +33,8 @@ def setups() -> list[tuple[str, WebSetup, bool]]:
         ("daphne_3_nginx", WebSetup("daphne x3, pool, nginx", concurrency=3), True),
         ("daphne_4_nginx", WebSetup("daphne x4, pool, nginx", concurrency=4), True),
         ("a_no_pool_nginx", WebSetup("(a) without the pool: daphne x default, nginx", db_pool=False), True),
+        ("a_asyncio_loop_nginx", WebSetup("(a) on the asyncio loop, not uvloop", loop="asyncio"), True),
+        ("a_access_log_nginx", WebSetup("(a) with daphne's access log", access_log=True), True),
         (
             "c_gunicorn_uvicorn_nginx",
             WebSetup("(c) gunicorn + UvicornWorker x cores, pool, nginx", server="gunicorn", workers=CORES),

@@ -14,6 +14,7 @@
 # upstream lists the same ports), DB_WAIT_TIMEOUT seconds to wait for the database
 # (default 60), LOG_LEVEL (daphne's verbosity), DAPHNE_ACCESS_LOG (1: a line per request on
 # stdout; prod sets 0, since nginx's access log has every request with its upstream time).
+# DAPHNE_LOOP (asyncio: the stdlib loop even when uvloop is installed).
 set -eu
 
 APP="${DJANGO_ASGI_APPLICATION:-config.asgi:application}"
@@ -142,8 +143,16 @@ SOCKET_DIR="${STACKCTL_SOCKET_DIR:-/run/stackctl}"
 # waits for PREPARE's READY file and only then listens, so no request meets the old schema.
 # Django asks apps not to touch the database while they load (AppConfig.ready), so loading
 # during the migrations is safe. exec: the process is python/daphne itself, so signals reach it.
+# With uvloop installed (the example lists it), the event loop is uvloop's: in the bench, the
+# GraphQL query went from below gunicorn + uvicorn to level with it. DAPHNE_LOOP=asyncio opts out.
 LAUNCH='
 import os, sys, time
+if os.environ.get("DAPHNE_LOOP", "auto") != "asyncio":
+    try:  # daphne runs Twisted on an asyncio loop: the uvloop one when the project installs it
+        import asyncio, uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
 from daphne.cli import CommandLineInterface
 from daphne.utils import import_by_path
 import_by_path(sys.argv[-1])
@@ -164,8 +173,12 @@ daphne_on() {
     else
         log "$SOCKET_DIR is not a writable directory: daphne listens on TCP port $1 only"
     fi
+    # daphne writes an access log line to stdout for every request at verbosity 1 unless it
+    # is given a file: /dev/null turns it off (and with it the log driver's work per request).
     if [ "${DAPHNE_ACCESS_LOG:-1}" = 1 ]; then
         set -- "$@" --access-log -
+    else
+        set -- "$@" --access-log /dev/null
     fi
     exec python -c "$LAUNCH" --bind 0.0.0.0 --port "$@" --proxy-headers -v "$VERBOSITY" "$APP"
 }
