@@ -46,16 +46,23 @@ def project_containers(client: DockerClient, project: str) -> list[ContainerInsp
     attribute is read more than 10 ms after the last inspect, so reading a few fields of
     five containers would otherwise cost ten more `docker inspect` calls (0.05 s each).
     """
-    found = client.container.list(
-        all=True,
-        filters=[("label", f"com.docker.compose.project={project}"), ("label", "com.docker.compose.oneoff=False")],
-    )
-    if not found:
-        return []
-    # python-on-whales's own bulk_reload() fails on its unhashable ClientConfig (0.81): the
-    # same single call through its runner.
-    raw = run([*client.client_config.docker_cmd, "container", "inspect", *(c.id for c in found)])
-    return [ContainerInspectResult(**item) for item in json.loads(str(raw) or "[]")]
+    for attempt in (1, 2):
+        found = client.container.list(
+            all=True,
+            filters=[("label", f"com.docker.compose.project={project}"), ("label", "com.docker.compose.oneoff=False")],
+        )
+        if not found:
+            return []
+        # python-on-whales's own bulk_reload() fails on its unhashable ClientConfig (0.81): the
+        # same single call through its runner.
+        try:
+            raw = run([*client.client_config.docker_cmd, "container", "inspect", *(c.id for c in found)])
+        except DockerException:
+            if attempt == 2:
+                raise
+            continue  # one was removed between the two calls (compose recreating it): list again
+        return [ContainerInspectResult(**item) for item in json.loads(str(raw) or "[]")]
+    raise AssertionError("unreachable")
 
 
 def engine_answers(client: DockerClient | None = None) -> bool:
