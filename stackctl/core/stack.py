@@ -156,13 +156,14 @@ class Stack:
             if failed or time.monotonic() >= deadline:
                 bad = list(failed) or status.unhealthy_services()
                 if failed:
-                    what = "; ".join(f"{name} {why}" for name, why in failed.items())
+                    reasons = "; ".join(f"{name} {why}" for name, why in failed.items())
+                    message = f"the stack did not become healthy: {reasons}"
                 else:
-                    what = f"within {timeout:.0f}s: {', '.join(bad) or 'no containers'}"
+                    message = (
+                        f"the stack did not become healthy within {timeout:.0f}s: {', '.join(bad) or 'no containers'}"
+                    )
                 raise StackUnhealthy(
-                    f"the stack did not become healthy: {what}"
-                    if failed
-                    else f"the stack did not become healthy {what}",
+                    message,
                     logs={name: self.tail_logs(name) for name in (bad or self.service_names())},
                     hint="read the logs above; fix the service, then run `stackctl up` again",
                 )
