@@ -1,14 +1,10 @@
 # shellcheck shell=bash disable=SC2034
 # Shared by the backup and restore scripts (sourced, never run). No secrets in argv or logs:
 # the database password reaches libpq through the PGPASSWORD environment variable only.
-
-BACKUP_ROOT=${BACKUP_ROOT:-/backups}
-DB_BACKUPS_DIR=${DB_BACKUPS_DIR:-$BACKUP_ROOT/db}
-MEDIA_BACKUPS_DIR=$BACKUP_ROOT/media
-INCOMING_DIR=$BACKUP_ROOT/incoming
-MEDIA_ROOT=${MEDIA_ROOT:-/srv/media}
-COMPRESS_LEVEL=${BACKUP_COMPRESS_LEVEL:-6}
-export BACKUP_ROOT DB_BACKUPS_DIR MEDIA_ROOT
+#
+# The settings are environment variables with no defaults here: the backup service's
+# environment in docker-compose.prod.yml states every one, from the validated .env.prod
+# (BACKUP_ROOT comes from the image). A script missing one names it and exits 78.
 
 log() {
     printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${0##*/}" "$*" >&2
@@ -17,6 +13,63 @@ log() {
 die() {
     log "error: $1"
     exit "${2:-1}"
+}
+
+# require NAME...: every NAME is set and not empty. require_set NAME...: set, maybe empty.
+require() {
+    _require nonempty "$@"
+}
+
+require_set() {
+    _require set "$@"
+}
+
+_require() {
+    local how=$1 name missing=()
+    shift
+    for name in "$@"; do
+        if [ "$how" = set ]; then
+            [ -n "${!name+set}" ] || missing+=("$name")
+        else
+            [ -n "${!name:-}" ] || missing+=("$name")
+        fi
+    done
+    [ "${#missing[@]}" = 0 ] ||
+        die "not set: ${missing[*]} (the backup service's environment in docker-compose.prod.yml states them)" 78
+}
+
+require BACKUP_ROOT
+MEDIA_BACKUPS_DIR=$BACKUP_ROOT/media
+INCOMING_DIR=$BACKUP_ROOT/incoming
+
+# The help text: the script's header comment, from line 2 to the first line that is not one.
+usage() {
+    sed -n '2,/^[^#]/s/^# \{0,1\}//p' -- "$0"
+}
+
+# on_exit FUNCTION: run FUNCTION when the script exits, on TERM (exit 143) and INT (130) too.
+on_exit() {
+    # shellcheck disable=SC2064  # FUNCTION's name is meant to be read now
+    trap "$1" EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+}
+
+# check_label LABEL: empty, or letters, digits, - and _ starting with a letter or digit.
+check_label() {
+    case "$1" in
+        "" | [A-Za-z0-9]*) ;;
+        *) die "a label starts with a letter or digit" 2 ;;
+    esac
+    case "$1" in
+        *[!A-Za-z0-9_-]*) die "a label may only hold letters, digits, - and _" 2 ;;
+    esac
+}
+
+# The file a backup script is writing: removed at exit unless it was sealed (PARTIAL emptied).
+PARTIAL=""
+remove_partial() {
+    [ -z "$PARTIAL" ] || rm -f -- "$PARTIAL"
 }
 
 utc_stamp() {
@@ -56,29 +109,28 @@ seconds_since() {
     printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
 }
 
-# libpq settings from the stack's POSTGRES_* variables.
+# libpq settings from the stack's POSTGRES_* variables (the password from .env.prod).
 pg_env() {
-    : "${POSTGRES_USER:?POSTGRES_USER is not set}"
-    : "${POSTGRES_DB:?POSTGRES_DB is not set}"
+    require POSTGRES_USER POSTGRES_DB POSTGRES_HOST POSTGRES_PORT
     if [ -z "${PGPASSWORD:-}" ]; then
-        : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is not set}"
+        require POSTGRES_PASSWORD
         export PGPASSWORD=$POSTGRES_PASSWORD
     fi
-    export PGHOST=${POSTGRES_HOST:-db} PGPORT=${POSTGRES_PORT:-5432} PGUSER=$POSTGRES_USER
+    export PGHOST=$POSTGRES_HOST PGPORT=$POSTGRES_PORT PGUSER=$POSTGRES_USER
     export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10} PGAPPNAME=stackctl-backup
     unset PGDATABASE
 }
 
-# The age recipients (comma-separated BACKUP_AGE_RECIPIENTS) as `-r KEY` arguments.
-# (No length expansions of the dollar-brace-hash form in these files: stackctl renders them
-# with Jinja, where brace-hash opens a comment.)
+# The age recipients (comma-separated BACKUP_AGE_RECIPIENTS, empty for none) as `-r KEY`
+# arguments.
 AGE_ARGS=()
 ENCRYPT=0
 age_recipients() {
     local key keys
+    require_set BACKUP_AGE_RECIPIENTS
     AGE_ARGS=()
     ENCRYPT=0
-    IFS=',' read -r -a keys <<<"${BACKUP_AGE_RECIPIENTS:-}"
+    IFS=',' read -r -a keys <<<"$BACKUP_AGE_RECIPIENTS"
     for key in "${keys[@]}"; do
         key=$(printf '%s' "$key" | tr -d '[:space:]')
         if [ -n "$key" ]; then

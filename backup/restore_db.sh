@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
         --no-checksum) skip_checksum=1; shift ;;
         --drop-old) drop_old=1; shift ;;
         --drop-old-only) mode=drop; given=${2:?--drop-old-only needs a database name}; shift 2 ;;
-        -h | --help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) usage; exit 0 ;;
         --) given=${2:?FILE is missing}; shift 2 ;;
         -*) die "unknown option: $1" 2 ;;
         *) [ -z "$given" ] || die "one FILE only" 2; given=$1; shift ;;
@@ -39,6 +39,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$given" ] || die "usage: restore_db.sh [--check|--verify] [--no-checksum] [--drop-old] FILE" 2
 
+require DB_BACKUPS_DIR
 pg_env
 live=$POSTGRES_DB
 stamp=$(date -u +%Y%m%d%H%M%S)
@@ -85,16 +86,14 @@ cleanup() {
     fi
     [ -z "$work" ] || rm -rf -- "$work"
 }
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+on_exit cleanup
 
 # -- 1. integrity ---------------------------------------------------------------------------
 file=$(resolve_backup "$given" "$DB_BACKUPS_DIR")
 work=$(mktemp -d "$BACKUP_ROOT/.tmp-restore-XXXXXX")
 if [ "$mode" != check ] && [ -f "$file.sha256" ]; then
-    # Hashed while the archive loads into the scratch database (about 2 s of a 350 MB dump
-    # saved): nothing reaches the live database before await_checksum has passed.
+    # Hashed while the archive loads into the scratch database: nothing reaches the live
+    # database before await_checksum has passed.
     check_sidecar "$file" 0 >/dev/null &
     sha_pid=$!
     checksum=ok
@@ -144,8 +143,8 @@ psql_admin -v name="$scratch" <<'SQL'
 CREATE DATABASE :"name" TEMPLATE template0;
 SQL
 log "restoring into the scratch database $scratch"
-# Two jobs (data and indexes of two tables at once: the fastest of 1, 2 and 4 in bench/), more
-# memory for index builds, and no wait for WAL flushes: a crash only loses the scratch database.
+# Two jobs (data and indexes of two tables at once; bench/ compares job counts), more memory
+# for index builds, and no wait for WAL flushes: a crash only loses the scratch database.
 PGOPTIONS="${PGOPTIONS:-} -c maintenance_work_mem=128MB -c synchronous_commit=off" \
     pg_restore --no-password --exit-on-error --no-owner --role="$POSTGRES_USER" -j 2 -d "$scratch" -- "$archive" ||
     { await_checksum; die "pg_restore failed; $live was not touched" 1; }

@@ -21,13 +21,14 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --check) mode=check; shift ;;
         --no-checksum) skip_checksum=1; shift ;;
-        -h | --help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) usage; exit 0 ;;
         --) given=${2:?FILE is missing}; shift 2 ;;
         -*) die "unknown option: $1" 2 ;;
         *) [ -z "$given" ] || die "one FILE only" 2; given=$1; shift ;;
     esac
 done
 [ -n "$given" ] || die "usage: restore_media.sh [--check] [--no-checksum] FILE" 2
+require MEDIA_ROOT
 [ -d "$MEDIA_ROOT" ] || die "MEDIA_ROOT ($MEDIA_ROOT) is not a folder" 66
 
 staging="$MEDIA_ROOT/.restore-tmp"
@@ -60,9 +61,7 @@ cleanup() {
     fi
     [ -z "$work" ] || rm -rf -- "$work"
 }
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+on_exit cleanup
 
 # -- 1. integrity ---------------------------------------------------------------------------
 file=$(resolve_backup "$given" "$MEDIA_BACKUPS_DIR")

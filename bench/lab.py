@@ -128,8 +128,7 @@ class Lab:
 
     def compose_argv(self, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
         argv = ["docker", "compose", "-p", self.project, "--project-directory", str(self.root)]
-        for path in ("docker-compose.yml", "docker-compose.prod.yml"):
-            argv += ["-f", str(self.root / path)]
+        argv += ["-f", str(self.root / "docker-compose.prod.yml")]  # the prod stack stands alone
         for name in overrides:
             argv += ["-f", str(COMPOSE_DIR / name)]
         return [*argv, "--env-file", str(self.root / ".env.prod")]

@@ -184,7 +184,13 @@ def targets(data: dict[str, Any]) -> list[Target]:
         Target(
             "`stackctl status` / `docker compose ps`", r["status_over_compose_ps"], "<= 1.5", "status_over_compose_ps"
         ),
+        Target("`stackctl --version`, s", _get(data, f"{CLI_VERSION}.median"), "<= 0.15", CLI_VERSION),
+        Target("`stackctl --help`, s", _get(data, f"{CLI_HELP}.median"), "<= 0.15", CLI_HELP),
     ]
+
+
+CLI_VERSION = "sections.cli.breakdown.stackctl_version"
+CLI_HELP = "sections.cli.breakdown.stackctl_help"
 
 
 # -- the printed table ---------------------------------------------------------------------------------
@@ -338,6 +344,7 @@ def _cli(sec: dict[str, Any]) -> list[str]:
         f"docker compose ps {sec['compose_ps']['median']:.3f} s",
         f"  of which stackctl start-up (`stackctl --version`) {sec['breakdown']['stackctl_version']['median']:.3f} s, "
         f"`docker info` {sec['breakdown']['docker_info']['median']:.3f} s",
+        f"stackctl --help {_fmt((sec['breakdown'].get('stackctl_help') or {}).get('median'), '.3f')} s",
     ]
 
 

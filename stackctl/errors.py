@@ -4,7 +4,6 @@ Exit codes (documented in the README):
     0  success
     1  StackctlError (generic) and ConfigError: the configuration is invalid
     2  usage error (typer/click)
-    3  NotImplementedYet: the command exists in the design but is not built yet
     4  EngineError: no Docker engine answers, or it could not be started
     5  DockerCommandError: a docker/compose call failed
     6  StackUnhealthy: a service failed or stayed unhealthy
@@ -17,6 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+STDERR_TAIL_LINES = 15
+
+
+def stderr_tail(text: str | bytes | None, lines: int = STDERR_TAIL_LINES) -> str:
+    """The last non-blank lines of a command's stderr, for an error message."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    kept = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
 
 
 class StackctlError(Exception):
@@ -63,14 +72,12 @@ class ConfigError(StackctlError):
         super().__init__(f"the configuration has {len(errors)} error(s)")
 
 
-class NotImplementedYet(StackctlError):
-    exit_code = 3
+class CommandExited(StackctlError):
+    """A command run for the user (manage.py) exited non-zero; its own output said why."""
 
-    def __init__(self, command: str, issue: str) -> None:
-        super().__init__(
-            f"`stackctl {command}` is not implemented yet",
-            hint=f"it is planned in the {issue} issue",
-        )
+    def __init__(self, code: int) -> None:
+        super().__init__("")
+        self.exit_code = code or 1
 
 
 class EngineError(StackctlError):
@@ -87,6 +94,15 @@ class StackUnhealthy(StackctlError):
     def __init__(self, message: str, *, logs: dict[str, str] | None = None, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.logs = logs or {}
+
+
+class SettingsNotVerified(StackUnhealthy):
+    """The stack runs, but the settings in effect in web are not what the env file says
+    (stackctl.core.verify): one finding per setting, each with its fix. Exit code 6."""
+
+    def __init__(self, message: str, *, findings: Sequence[object], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.findings = list(findings)
 
 
 class BackupError(StackctlError):

@@ -86,8 +86,10 @@ def cli(cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch
 def stackctl_proc(cli_env: dict[str, str]):
     """Run the installed `stackctl` as a subprocess with no terminal (what scripts and CI see)."""
 
-    def run(*args: str, cwd: Path, timeout: float = 900, stdin: str = "") -> CliResult:
-        env = {**os.environ, **cli_env}
+    def run(
+        *args: str, cwd: Path, timeout: float = 900, stdin: str = "", env: dict[str, str] | None = None
+    ) -> CliResult:
+        env = {**os.environ, **cli_env, **(env or {})}
         proc = subprocess.run(
             [str(STACKCTL), *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout
         )

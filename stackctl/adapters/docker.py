@@ -1,9 +1,20 @@
-"""The one factory for python-on-whales clients. Nothing in stackctl calls docker any other way."""
+"""The one factory for python-on-whales clients. Nothing in stackctl calls docker any other way.
+
+One internal of python-on-whales is used, in `project_containers`: its command runner
+(`python_on_whales.utils.run` with the client's `docker_cmd`), for one `docker inspect` of
+several containers at once, which its public API cannot do (`docker.container.inspect([...])`
+inspects each container on its own, and every attribute read re-inspects after 10 ms; its
+`bulk_reload` fails on an unhashable ClientConfig in 0.81). python-on-whales is pinned
+exactly for that (pyproject.toml), and tests/unit/test_docker_internals.py fails if the
+internal changes.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+import shlex
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from python_on_whales import DockerClient
@@ -12,9 +23,46 @@ from python_on_whales.components.container.models import ContainerInspectResult
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from stackctl.errors import DockerCommandError, EngineError
+from stackctl.errors import DockerCommandError, EngineError, stderr_tail
 
 ENGINE_HINT = "start one with `stackctl engine ensure` (Debian/Ubuntu, root), or start Docker yourself"
+# python-on-whales logs every command it runs here, at DEBUG ("Running command: docker ...").
+COMMAND_LOGGER = "python_on_whales"
+LOGGER = logging.getLogger("stackctl.docker")
+
+
+class _Forward(logging.Handler):
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink(record.getMessage())
+
+
+def log_commands(sink: Callable[[str], None], *, verbosity: int) -> None:
+    """Send each docker and compose command stackctl runs to `sink` (`-v`); with `-vv` also
+    stackctl's own debug lines (the clients it builds, the streamed commands)."""
+    if verbosity < 1:
+        return
+    handler = _Forward(sink)
+    names = [COMMAND_LOGGER] + (["stackctl"] if verbosity >= 2 else [])
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def log_streamed(client: DockerClient, *args: str) -> None:
+    """python-on-whales does not log the commands it streams (build, up, logs): say them here."""
+    cfg = client.client_config
+    argv = ["docker", "compose", "-p", str(cfg.compose_project_name)]
+    for file in cfg.compose_files or []:
+        argv += ["-f", str(file)]
+    for env_file in cfg.compose_env_files or []:
+        argv += ["--env-file", str(env_file)]
+    logging.getLogger(COMMAND_LOGGER).debug("Running command: %s", shlex.join([*argv, *args]))
 
 
 def engine_client() -> DockerClient:
@@ -30,6 +78,8 @@ def compose_client(
     project_name: str,
 ) -> DockerClient:
     """A client bound to one compose project: its files, its env file, its name."""
+    files = ", ".join(map(str, compose_files))
+    LOGGER.debug("compose project %s: files %s, env file %s", project_name, files, env_file)
     return DockerClient(
         compose_files=list(compose_files),
         compose_env_files=[env_file],
@@ -80,6 +130,4 @@ def require_engine(client: DockerClient | None = None) -> None:
 
 def describe_failure(exc: DockerException, *, what: str) -> DockerCommandError:
     """Turn a python-on-whales failure into our error, keeping only the tail of stderr."""
-    stderr = (exc.stderr or "").strip().splitlines()
-    tail = "\n".join(stderr[-15:])
-    return DockerCommandError(f"{what} failed (exit {exc.return_code})\n{tail}".rstrip())
+    return DockerCommandError(f"{what} failed (exit {exc.return_code})\n{stderr_tail(exc.stderr)}".rstrip())

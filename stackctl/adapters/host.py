@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
-import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from stackctl.errors import StackctlError
-
-STDERR_TAIL_LINES = 15
+from stackctl.adapters.files import write_atomic
+from stackctl.errors import StackctlError, stderr_tail
 
 
 class HostCommandError(StackctlError):
@@ -26,11 +27,6 @@ class HostCommandError(StackctlError):
     def __init__(self, argv: Sequence[str], detail: str, *, hint: str | None = None) -> None:
         self.argv = list(argv)
         super().__init__(f"`{' '.join(self.argv)}` {detail}", hint=hint)
-
-
-def _tail(data: bytes | None) -> str:
-    lines = (data or b"").decode(errors="replace").strip().splitlines()
-    return "\n".join(lines[-STDERR_TAIL_LINES:])
 
 
 def run(
@@ -51,9 +47,10 @@ def run(
     except FileNotFoundError as exc:
         raise HostCommandError(argv, "failed: program not found") from exc
     except subprocess.TimeoutExpired as exc:
-        raise HostCommandError(argv, f"did not finish within {timeout:g} s\n{_tail(exc.stderr)}".rstrip()) from exc
+        detail = f"did not finish within {timeout:g} s\n{stderr_tail(exc.stderr)}"
+        raise HostCommandError(argv, detail.rstrip()) from exc
     if done.returncode != 0:
-        raise HostCommandError(argv, f"failed (exit {done.returncode})\n{_tail(done.stderr)}".rstrip())
+        raise HostCommandError(argv, f"failed (exit {done.returncode})\n{stderr_tail(done.stderr)}".rstrip())
     return done
 
 
@@ -142,14 +139,59 @@ def terminate(pid: int) -> None:
 
 def install_file(source: Path, target: Path, *, mode: int = 0o755) -> None:
     """Copy `source` to `target` atomically (temp file in the same folder, then rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp_name)
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    write_atomic(target, source.read_bytes(), mode=mode)
+
+
+REGISTRY_HOST = "registry-1.docker.io"
+REGISTRY_FIX = "no image registry answers: run `stackctl images build`, then `stackctl init --local-images`"
+# What the engine, BuildKit and compose print when no registry can be reached.
+_REGISTRY_FAILURE = re.compile(
+    r"no such host|dial tcp|i/o timeout|failed to resolve source metadata|pull access denied"
+    r"|TLS handshake timeout|connection refused",
+    re.IGNORECASE,
+)
+# The same words about the engine's own socket or a loopback service mean something else.
+_NOT_A_REGISTRY = re.compile(r"docker\.sock|unix://|Cannot connect to the Docker daemon|127\.0\.0\.1|localhost|\[::1\]")
+_LOCAL_IMAGE = re.compile(r"\b(?:docker\.io/)?(?P<image>stackctl/[a-z0-9._-]+(?::[A-Za-z0-9._-]+)?)")
+
+
+def registry_answers(host: str = REGISTRY_HOST, timeout: float = 2.0) -> bool:
+    """True when the registry's name resolves within `timeout` seconds.
+
+    Only a DNS lookup, in a daemon thread so that a slow resolver cannot hold us: no
+    connection is opened to the registry or to any other address. A host without a route to
+    any registry has no name for it either, and that is the signal. A name that resolves does
+    not prove that pulls work; registry_failure_hint reads those failures afterwards.
+    """
+    answers: list[bool] = []
+
+    def lookup() -> None:
+        try:
+            answers.append(bool(socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)))
+        except (OSError, UnicodeError):
+            answers.append(False)
+
+    thread = threading.Thread(target=lookup, name="stackctl-registry-lookup", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answers) and answers[0]
+
+
+def registry_failure_hint(stderr: str) -> str | None:
+    """The fix when a docker or compose `stderr` says that no image registry could be reached.
+
+    A missing stackctl/* image (which only `stackctl images build` makes) gets its own fix.
+    Lines about the engine's socket or a loopback address are not registry failures.
+    """
+    failures = [
+        line for line in stderr.splitlines() if _REGISTRY_FAILURE.search(line) and not _NOT_A_REGISTRY.search(line)
+    ]
+    if not failures:
+        return None
+    for line in failures:
+        local = _LOCAL_IMAGE.search(line)
+        if local:
+            image = local.group("image")
+            build = "stackctl images build" + (" --suite bookworm" if image.endswith("bookworm") else "")
+            return f"{image} is one of stackctl's own images and is not built on this engine: run `{build}`"
+    return REGISTRY_FIX

@@ -1,25 +1,28 @@
-"""The `stackctl` command: global options, command groups, and the one error edge."""
+"""The `stackctl` command: global options, the command groups, and the one error edge.
+
+Every command group is a module with its own Typer: `commands` (merged at the top level) or
+a named group (`backup`, `restore`, `engine`, `images`). The root callback builds the one
+Application of this invocation (console, verbosity, the docker command log).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import Annotated
 
 import typer
 
 from stackctl import __version__
 from stackctl.cli import backup, generate, infra, stack
-from stackctl.cli.common import show_problems
+from stackctl.cli.common import Application, show_problems
 from stackctl.console import Console
-from stackctl.errors import ConfigError, StackctlError, StackUnhealthy
+from stackctl.errors import CommandExited, ConfigError, StackctlError, StackUnhealthy
 
 app = typer.Typer(
     name="stackctl",
     help="Generate and manage a production Docker Compose stack for a Django ASGI app.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -34,18 +37,25 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More output.")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Show each docker command run (-vv: and more).")
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and data.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Generate and manage a production Docker Compose stack for a Django ASGI app."""
-    ctx.obj = Console(verbosity=-1 if quiet else verbose)
+    out = Console(verbosity=-1 if quiet else verbose)
+    if verbose and not ctx.resilient_parsing:  # not while completing a word in the shell
+        from stackctl.adapters.docker import log_commands
+
+        log_commands(out.debug, verbosity=verbose)
+    ctx.obj = Application(out)
 
 
-generate.register(app)
-stack.register(app)
+app.add_typer(generate.commands)
+app.add_typer(stack.commands)
 app.add_typer(backup.backup_app, name="backup")
 app.add_typer(backup.restore_app, name="restore")
 app.add_typer(infra.engine_app, name="engine")
@@ -53,6 +63,8 @@ app.add_typer(infra.images_app, name="images")
 
 
 def _report(out: Console, exc: StackctlError) -> None:
+    if isinstance(exc, CommandExited):
+        return  # the command's own output said why
     if isinstance(exc, ConfigError):
         show_problems(out, exc.problems)
         errors = sum(1 for p in exc.problems if p.severity == "error")
@@ -76,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="stackctl")
     except StackctlError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         _report(out, exc)
         sys.exit(exc.exit_code)

@@ -3,46 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.table import Table
 
-from stackctl.cli.common import JsonFlag, ProjectDir, YesFlag, confirm_destructive, console, project
-from stackctl.config import load_config
-from stackctl.console import Console
-from stackctl.core import backup as core
-from stackctl.core import restore as restoring
-from stackctl.core.stack import Stack
+from stackctl.cli.common import JsonFlag, ProjectDir, YesFlag, application, size
+
+if TYPE_CHECKING:
+    from stackctl.cli.common import Application
+    from stackctl.core.restore import RestoreResult
 
 PROD_NOTE = "Works on the prod stack (.env.prod, docker-compose.prod.yml), which must be up."
 backup_app = typer.Typer(help=f"Take, list, verify and prune backups. {PROD_NOTE}", no_args_is_help=True)
 restore_app = typer.Typer(help=f"Restore the database or the media from a backup. {PROD_NOTE}", no_args_is_help=True)
 
-FileArg = Annotated[str, typer.Argument(help="A backup name (see `stackctl backup list`) or a host path.")]
+
+def _backup_names(kind: str | None) -> Callable[[typer.Context, str], list[str]]:
+    """Shell completion: the names `stackctl backup list` shows (of one kind), newest first.
+    Completion must never fail: with no stack running it offers nothing."""
+
+    def complete(ctx: typer.Context, incomplete: str) -> list[str]:
+        from stackctl.core.backup import list_backups
+        from stackctl.core.stack import Stack
+
+        try:
+            app = application(ctx)
+            app.console.verbosity = -1
+            directory = ctx.params.get("project_dir")
+            stack: Stack = app.stack(Path(directory) if directory else None, "prod")
+            found = list_backups(stack)
+        except Exception:  # completion runs inside the user's shell: say nothing
+            return []
+        return [b.name for b in found if (kind is None or b.kind == kind) and b.name.startswith(incomplete)]
+
+    return complete
+
+
+def _file_arg(kind: str | None) -> object:
+    return typer.Argument(
+        help="A backup name (see `stackctl backup list`) or a host path.", autocompletion=_backup_names(kind)
+    )
+
+
+AnyBackup = Annotated[str, _file_arg(None)]
+DbBackup = Annotated[str, _file_arg("db")]
+MediaBackup = Annotated[str, _file_arg("media")]
 Identity = Annotated[
     Path | None,
     typer.Option("--age-identity", help="Host path of the age identity (private key) for an encrypted backup."),
 ]
 Timeout = Annotated[int, typer.Option(help="Seconds to wait for web to be healthy again.")]
-
-
-def _prod_stack(project_dir: Path | None) -> Stack:
-    proj = project(project_dir)
-    return Stack(proj, "prod", config=load_config(proj.env_file("prod"), profile="prod").config)
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1024
-        if value < 1024 or unit == "GB":
-            break
-    return f"{value:.1f} {unit}"
 
 
 @backup_app.command("now")
@@ -53,31 +64,37 @@ def backup_now(
     json_out: JsonFlag = False,
 ) -> None:
     """Take a backup now: db (pg_dump), media (tar.gz of the media volume) or all."""
-    out = console(ctx)
-    results = core.backup_now(_prod_stack(project_dir), kind, report=out.progress_line)
+    from dataclasses import asdict
+
+    from stackctl.core import backup as core
+
+    app = application(ctx)
+    out = app.console
+    results = core.backup_now(app.stack(project_dir, "prod"), kind, report=out.progress_line)
     if json_out:
         out.json([asdict(r) for r in results])
         return
     for r in results:
-        out.data(f"{r.file}  {_size(r.bytes)}  {r.seconds:.1f}s")
+        out.data(f"{r.file}  {size(r.bytes)}  {r.seconds:.1f}s")
     out.success(f"{len(results)} backup(s) written to the backups volume")
 
 
 @backup_app.command("list")
 def backup_list(ctx: typer.Context, project_dir: ProjectDir = None, json_out: JsonFlag = False) -> None:
     """List every backup, newest first, with its checksum state."""
-    out = console(ctx)
-    backups = core.list_backups(_prod_stack(project_dir))
+    from dataclasses import asdict
+
+    from stackctl.core import backup as core
+
+    app = application(ctx)
+    out = app.console
+    backups = core.list_backups(app.stack(project_dir, "prod"))
     if json_out:
         out.json([asdict(b) for b in backups])
         return
-    table = Table(title_justify="left")
-    for column in ("name", "kind", "size", "created", "checksum"):
-        table.add_column(column)
-    for b in backups:
-        state = {True: "ok", False: "MISMATCH", None: "no sidecar"}[b.sha256_ok]
-        table.add_row(b.name, b.kind, _size(b.bytes), f"{b.created:%Y-%m-%d %H:%M} UTC", state)
-    out.table(table)
+    states = {True: "ok", False: "MISMATCH", None: "no sidecar"}
+    rows = [(b.name, b.kind, size(b.bytes), f"{b.created:%Y-%m-%d %H:%M} UTC", states[b.sha256_ok]) for b in backups]
+    out.table(("name", "kind", "size", "created", "checksum"), rows)
     if not backups:
         out.info("no backups yet: `stackctl backup now` takes one")
 
@@ -85,14 +102,19 @@ def backup_list(ctx: typer.Context, project_dir: ProjectDir = None, json_out: Js
 @backup_app.command("verify")
 def backup_verify(
     ctx: typer.Context,
-    file: FileArg,
+    file: AnyBackup,
     age_identity: Identity = None,
     project_dir: ProjectDir = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Verify a backup: checksum, then restore it into a scratch database and count (media: list it)."""
-    out = console(ctx)
-    result = core.verify_backup(_prod_stack(project_dir), file, identity=age_identity)
+    from dataclasses import asdict
+
+    from stackctl.core import backup as core
+
+    app = application(ctx)
+    out = app.console
+    result = core.verify_backup(app.stack(project_dir, "prod"), file, identity=age_identity)
     if json_out:
         out.json(asdict(result))
         return
@@ -108,29 +130,47 @@ def backup_prune(
     json_out: JsonFlag = False,
 ) -> None:
     """Apply the retention policy (DB_BACKUP_KEEP_DAILY/WEEKLY, DB_BACKUP_RETENTION_DAYS)."""
-    out = console(ctx)
-    result = core.prune_backups(_prod_stack(project_dir), dry_run=dry_run)
+    from dataclasses import asdict
+
+    from stackctl.core import backup as core
+
+    app = application(ctx)
+    out = app.console
+    result = core.prune_backups(app.stack(project_dir, "prod"), dry_run=dry_run)
     if json_out:
         out.json(asdict(result))
         return
+    verb = "would delete" if dry_run else "deleted"
     for name in result.deleted:
-        out.data(f"{'would delete' if dry_run else 'deleted'}  {name}")
-    out.success(
-        f"kept {len(result.kept)}, {'would delete' if dry_run else 'deleted'} {len(result.deleted)}"
-        f", {len(result.orphans)} stale temp file(s)"
+        out.data(f"{verb}  {name}")
+    out.success(f"kept {len(result.kept)}, {verb} {len(result.deleted)}, {len(result.orphans)} stale temp file(s)")
+
+
+def _restore(
+    app: Application,
+    kind: Literal["db", "media"],
+    file: str,
+    *,
+    yes: bool,
+    identity: Path | None,
+    timeout: int,
+    project_dir: Path | None,
+    json_out: bool,
+) -> None:
+    from dataclasses import asdict
+
+    from stackctl.core import restore as restoring
+
+    out = app.console
+    restore = restoring.restore_db if kind == "db" else restoring.restore_media
+    result: RestoreResult = restore(
+        app.stack(project_dir, "prod"),
+        file,
+        confirm=lambda question: app.confirm(question, yes=yes),
+        report=out.progress_line,
+        identity=identity,
+        timeout=timeout,
     )
-
-
-def _confirm(out: Console, yes: bool) -> Callable[[str], None]:
-    """The core asks through this: a terminal answers, or --yes; else it refuses (exit 9)."""
-
-    def ask(question: str) -> None:
-        confirm_destructive(out, question, yes=yes)
-
-    return ask
-
-
-def _show_restore(out: Console, result: restoring.RestoreResult, json_out: bool) -> None:
     if json_out:
         out.json(asdict(result))
         return
@@ -142,33 +182,10 @@ def _show_restore(out: Console, result: restoring.RestoreResult, json_out: bool)
         out.warning(f"the previous database is kept as {result.old_database}")
 
 
-def _restore(
-    ctx: typer.Context,
-    restore: Callable[..., restoring.RestoreResult],
-    file: str,
-    *,
-    yes: bool,
-    identity: Path | None,
-    timeout: int,
-    project_dir: Path | None,
-    json_out: bool,
-) -> None:
-    out = console(ctx)
-    result = restore(
-        _prod_stack(project_dir),
-        file,
-        confirm=_confirm(out, yes),
-        report=out.progress_line,
-        identity=identity,
-        timeout=timeout,
-    )
-    _show_restore(out, result, json_out)
-
-
 @restore_app.command("db")
 def restore_db(
     ctx: typer.Context,
-    file: FileArg,
+    file: DbBackup,
     yes: YesFlag = False,
     age_identity: Identity = None,
     timeout: Timeout = 180,
@@ -177,8 +194,8 @@ def restore_db(
 ) -> None:
     """Replace the database with a backup: checked first, into a scratch database, then swapped in."""
     _restore(
-        ctx,
-        restoring.restore_db,
+        application(ctx),
+        "db",
         file,
         yes=yes,
         identity=age_identity,
@@ -191,7 +208,7 @@ def restore_db(
 @restore_app.command("media")
 def restore_media(
     ctx: typer.Context,
-    file: FileArg,
+    file: MediaBackup,
     yes: YesFlag = False,
     age_identity: Identity = None,
     timeout: Timeout = 180,
@@ -200,8 +217,8 @@ def restore_media(
 ) -> None:
     """Replace the media volume's content with an archive: checked, extracted beside it, then swapped."""
     _restore(
-        ctx,
-        restoring.restore_media,
+        application(ctx),
+        "media",
         file,
         yes=yes,
         identity=age_identity,

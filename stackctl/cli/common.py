@@ -1,15 +1,26 @@
-"""What every command shares: the console, the project folder, confirmation, config errors."""
+"""What every command shares: the Application (resolved once per invocation), the options,
+confirmation, and how configuration problems are shown.
+
+Nothing heavy is imported here at module level: `stackctl --help` and `--version` load only
+typer and this package's command modules; the core (pydantic, python-on-whales, jinja2) is
+imported by the commands that use it, when they run.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stackctl.console import Console
-from stackctl.core.project import Profile, Project
-from stackctl.errors import Aborted, ConfigError, ConfigProblem
+from stackctl.errors import Aborted, ConfigProblem
+
+if TYPE_CHECKING:
+    from stackctl.config import LoadedConfig
+    from stackctl.config.profile import Profile
+    from stackctl.core.project import Project
+    from stackctl.core.stack import Stack, StackView
 
 ProjectDir = Annotated[
     Path | None, typer.Option("--project-dir", "-C", help="The project folder (default: current folder).")
@@ -20,31 +31,70 @@ YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confi
 DryRunFlag = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
 
 
-def console(ctx: typer.Context) -> Console:
+class Application:
+    """One per invocation: the console, and the project, configs and stacks it resolves, each
+    once (a command that needs the prod stack twice validates .env.prod once)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._loaded: dict[tuple[Path, str], LoadedConfig] = {}
+
+    def project(self, directory: Path | None) -> Project:
+        from stackctl.core.project import Project
+
+        return Project.at(directory)
+
+    def config(self, directory: Path | None, profile: Profile) -> LoadedConfig:
+        """The validated config of one profile; its warnings are shown the first time."""
+        from stackctl.config import load_config
+        from stackctl.core.identity import remember_identity
+        from stackctl.core.stack import StackIdentity
+
+        project = self.project(directory)
+        key = (project.root, profile)
+        if key not in self._loaded:
+            self._loaded[key] = load_config(project.env_file(profile), profile=profile)
+            show_problems(self.console, self._loaded[key].warnings)
+            remember_identity(project, profile, StackIdentity.of(self._loaded[key].config))
+        return self._loaded[key]
+
+    def stack(self, directory: Path | None, profile: Profile) -> Stack:
+        from stackctl.core.stack import Stack
+
+        return Stack(self.project(directory), profile, config=self.config(directory, profile).config)
+
+    def view(self, directory: Path | None, profile: Profile) -> StackView:
+        """The running stack, for commands that only look at it (status): from the identity
+        cached for this exact env file when there is one, else by validating the config."""
+        from stackctl.core.identity import cached_identity
+        from stackctl.core.stack import StackView
+
+        project = self.project(directory)
+        identity = cached_identity(project, profile)
+        if identity is None:
+            return self.stack(directory, profile)
+        self.console.debug(f"{project.env_file(profile).name} is unchanged since it was validated: cached identity")
+        return StackView(project, profile, identity)
+
+    def confirm(self, question: str, *, yes: bool, flag: str = "--yes") -> None:
+        """Ask before destroying data. Without a terminal and without --yes, refuse."""
+        if yes:
+            return
+        if not self.console.interactive:
+            raise Aborted(
+                f"refusing: {question.rstrip('?')} needs confirmation and no terminal can answer", hint=f"pass {flag}"
+            )
+        if not self.console.confirm(question):
+            raise Aborted("aborted: nothing was changed")
+
+
+def application(ctx: typer.Context) -> Application:
     obj = ctx.find_root().obj
-    if isinstance(obj, Console):
-        return obj
-    return Console()
-
-
-def project(path: Path | None) -> Project:
-    return Project.at(path)
+    return obj if isinstance(obj, Application) else Application(Console())
 
 
 def profile_of(prod: bool) -> Profile:
     return "prod" if prod else "dev"
-
-
-def confirm_destructive(out: Console, question: str, *, yes: bool, flag: str = "--yes") -> None:
-    """Ask before destroying data. Without a terminal and without --yes, refuse."""
-    if yes:
-        return
-    if not out.interactive:
-        raise Aborted(
-            f"refusing: {question.rstrip('?')} needs confirmation and no terminal can answer", hint=f"pass {flag}"
-        )
-    if not out.confirm(question):
-        raise Aborted("aborted: nothing was changed")
 
 
 def show_problems(out: Console, problems: list[ConfigProblem]) -> None:
@@ -70,5 +120,13 @@ def problems_json(problems: list[ConfigProblem]) -> list[dict[str, str | None]]:
     ]
 
 
-def config_error_problems(exc: ConfigError) -> list[ConfigProblem]:
-    return exc.problems
+def size(n: int) -> str:
+    """Bytes for people: 865 B, 1.2 MB."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.1f} {unit}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,24 +12,25 @@ from stackctl.cli.common import (
     JsonFlag,
     ProdFlag,
     ProjectDir,
-    console,
+    application,
     problems_json,
     profile_of,
-    project,
     show_problems,
 )
-from stackctl.config import load_config
-from stackctl.core.images import LOCAL_IMAGE_ENV
-from stackctl.core.init import run_init
-from stackctl.core.plan import RenderPlan, apply_plan, plan_files
-from stackctl.core.render import render_set
 from stackctl.errors import ConfigError, StackctlError
+
+if TYPE_CHECKING:
+    from stackctl.console import Console
+    from stackctl.core.init import InitResult
+    from stackctl.core.layout import ImageChoice
+    from stackctl.core.plan import RenderPlan
+
+commands = typer.Typer()
 
 ForceFlag = Annotated[bool, typer.Option("--force", help="Overwrite files that were edited by hand.")]
 
 
-def _show_plan(ctx: typer.Context, plan: RenderPlan, *, json_out: bool, extra: dict[str, object] | None = None) -> None:
-    out = console(ctx)
+def _show_plan(out: Console, plan: RenderPlan, *, json_out: bool, extra: dict[str, object] | None = None) -> None:
     if json_out:
         out.json({"files": plan.as_json(), "summary": plan.summary(), **(extra or {})})
         return
@@ -37,96 +38,166 @@ def _show_plan(ctx: typer.Context, plan: RenderPlan, *, json_out: bool, extra: d
         out.data(f"{item.action.value:>10}  {item.path}")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def init(
-        ctx: typer.Context,
-        directory: Annotated[str, typer.Argument(help="The Django project folder.")] = ".",
-        dry_run: DryRunFlag = False,
-        force: ForceFlag = False,
-        local_images: Annotated[
-            bool, typer.Option("--local-images", help="Use the images `stackctl images build` makes (no registry).")
-        ] = False,
-        json_out: JsonFlag = False,
-    ) -> None:
-        """Detect the Django project, write .env/.env.prod with fresh secrets, and render the stack."""
-        out = console(ctx)
-        result = run_init(
-            project(Path(directory)).root,
-            dry_run=dry_run,
-            force=force,
-            local_images=dict(LOCAL_IMAGE_ENV) if local_images else None,
+@commands.command()
+def init(
+    ctx: typer.Context,
+    directory: Annotated[str, typer.Argument(help="The Django project folder.")] = ".",
+    dry_run: DryRunFlag = False,
+    force: ForceFlag = False,
+    local_images: Annotated[
+        bool,
+        typer.Option(
+            "--local-images", help="Use the images `stackctl images build` makes (default when no registry answers)."
+        ),
+    ] = False,
+    official_images: Annotated[
+        bool, typer.Option("--official-images", help="Use the official images from a registry.")
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Detect the Django project, write .env/.env.prod with fresh secrets, and render the stack.
+
+    On a project that has them already, --local-images and --official-images rewrite only the
+    image lines of .env and .env.prod."""
+    from dataclasses import asdict
+
+    from stackctl.core.init import run_init
+
+    if local_images and official_images:
+        raise typer.BadParameter("give --local-images or --official-images, not both")
+    app = application(ctx)
+    out = app.console
+    choice: ImageChoice = "local" if local_images else "official" if official_images else "auto"
+    result = run_init(Path(directory).resolve(), dry_run=dry_run, force=force, images=choice)
+    show_problems(out, result.warnings)
+    extra = {
+        "detected": asdict(result.detected),
+        "dry_run": dry_run,
+        "stack_dir": result.stack_dir,
+        "in_the_way": result.in_the_way,
+        "images": asdict(result.images),
+        "overlay": [asdict(o) for o in result.overlay],
+        "added_packages": [p.requirement for p in result.added_packages],
+        "asgi_fallback": result.asgi_fallback,
+    }
+    _show_plan(out, result.plan, json_out=json_out, extra=extra)
+    if json_out:
+        return
+    _explain(out, result)
+    if dry_run:
+        out.info("dry run: nothing was written")
+    else:
+        out.success(f"{len(result.written)} file(s) written; next: stackctl up")
+
+
+def _explain(out: Console, result: InitResult) -> None:
+    d = result.detected
+    out.info(
+        f"Django project: {d.project_dir} (settings: prod {d.settings.prod}, dev {d.settings.dev}, "
+        f"from {d.settings.source}; dependencies: {d.dependencies.kind}, {d.dependencies.entry})"
+    )
+    if result.stack_dir != ".":
+        out.info(
+            f"the project has its own {', '.join(result.in_the_way)}: the stack is in {result.stack_dir}/ "
+            "and those files are left as they are; every stackctl command finds it there"
         )
-        show_problems(out, result.warnings)
-        detected = result.detected
-        _show_plan(ctx, result.plan, json_out=json_out, extra={"detected": detected.__dict__, "dry_run": dry_run})
-        if not json_out:
-            out.info(
-                f"Django project: {detected.project_dir} (settings {detected.settings_module}, "
-                f"ASGI {detected.asgi_application}, deps {detected.dependency_file})"
+    images = result.images
+    out.info(
+        f"images: {images.mode} ({images.reason}); Python image {images.env['PYTHON_IMAGE']}"
+        + (f" for {images.python_source}" if images.python_source else "")
+    )
+    if images.mode == "local":
+        out.info("  build them once with `stackctl images build` (no registry needed)")
+    if result.asgi_fallback:
+        out.info("no asgi.py in the project: the stack serves Django's own ASGI handler for the settings module")
+    for package in result.added_packages:
+        out.info(f"the image adds {package.requirement} ({package.why}); list your own to pin another version")
+    if result.overlay:
+        out.info("the settings overlay sets, from the env files (DJANGO_SETTINGS_OVERLAY=false turns it off):")
+        for item in result.overlay:
+            note = f" ({item.note})" if item.note else ""
+            out.info(f"  {item.setting} <- {item.variables}{note}")
+
+
+@commands.command()
+def render(
+    ctx: typer.Context,
+    prod: ProdFlag = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if the files on disk drift; write nothing.")] = False,
+    dry_run: DryRunFlag = False,
+    force: ForceFlag = False,
+    project_dir: ProjectDir = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Re-render the stack's files from .env (or .env.prod with --prod)."""
+    from stackctl.core.plan import apply_plan, plan_files
+    from stackctl.core.render import render_set
+
+    app = application(ctx)
+    out = app.console
+    profile = profile_of(prod)
+    loaded = app.config(project_dir, profile)
+    root = app.project(project_dir).root
+    plan = plan_files(root, render_set(loaded.config))
+    _show_plan(out, plan, json_out=json_out, extra={"profile": profile})
+    if check:
+        drift = plan.changes
+        if drift:
+            raise StackctlError(
+                f"{len(drift)} file(s) drift from {loaded.env_file.name}: " + ", ".join(f.path for f in drift),
+                hint=f"run `stackctl render{' --prod' if prod else ''}`",
             )
-            if dry_run:
-                out.info("dry run: nothing was written")
-            else:
-                out.success(f"{len(result.written)} file(s) written; next: stackctl up")
+        out.success("every rendered file matches the config")
+        return
+    if dry_run:
+        out.info("dry run: nothing was written")
+        return
+    written = apply_plan(plan, force=force)
+    out.success(f"{len(written)} file(s) written, {len(plan.files) - len(written)} identical")
 
-    @app.command()
-    def render(
-        ctx: typer.Context,
-        prod: ProdFlag = False,
-        check: Annotated[
-            bool, typer.Option("--check", help="Exit 1 if the files on disk drift; write nothing.")
-        ] = False,
-        dry_run: DryRunFlag = False,
-        force: ForceFlag = False,
-        project_dir: ProjectDir = None,
-        json_out: JsonFlag = False,
-    ) -> None:
-        """Re-render the stack's files from .env (or .env.prod with --prod)."""
-        out = console(ctx)
-        proj = project(project_dir)
-        profile = profile_of(prod)
-        loaded = load_config(proj.env_file(profile), profile=profile)
-        show_problems(out, loaded.warnings)
-        plan = plan_files(proj.root, render_set(loaded.config))
-        _show_plan(ctx, plan, json_out=json_out, extra={"profile": profile})
-        if check:
-            drift = plan.changes
-            if drift:
-                raise StackctlError(
-                    f"{len(drift)} file(s) drift from {proj.env_file(profile).name}: "
-                    + ", ".join(f.path for f in drift),
-                    hint=f"run `stackctl render{' --prod' if prod else ''}`",
-                )
-            out.success("every rendered file matches the config")
-            return
-        if dry_run:
-            out.info("dry run: nothing was written")
-            return
-        written = apply_plan(plan, force=force)
-        out.success(f"{len(written)} file(s) written, {len(plan.files) - len(written)} identical")
 
-    @app.command()
-    def check(
-        ctx: typer.Context,
-        prod: ProdFlag = False,
-        project_dir: ProjectDir = None,
-        json_out: JsonFlag = False,
-    ) -> None:
-        """Validate .env (or .env.prod with --prod, applying the production policy)."""
-        out = console(ctx)
-        proj = project(project_dir)
-        profile = profile_of(prod)
-        env_file = proj.env_file(profile)
-        try:
-            loaded = load_config(env_file, profile=profile)
-        except ConfigError as exc:
-            if json_out:
-                out.json({"ok": False, "file": str(env_file), "problems": problems_json(exc.problems)})
-                raise typer.Exit(1) from None
-            raise
+@commands.command()
+def check(
+    ctx: typer.Context,
+    prod: ProdFlag = False,
+    runtime: Annotated[
+        bool,
+        typer.Option(
+            "--runtime", help="Also ask the running web container for the settings really in effect (needs it up)."
+        ),
+    ] = False,
+    project_dir: ProjectDir = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Validate .env (or .env.prod with --prod, applying the production policy); with
+    --runtime, verify the settings in effect in the running web container too."""
+    from stackctl.config import load_config
+
+    app = application(ctx)
+    out = app.console
+    profile = profile_of(prod)
+    env_file = app.project(project_dir).env_file(profile)
+    try:
+        loaded = load_config(env_file, profile=profile)
+    except ConfigError as exc:
         if json_out:
-            out.json({"ok": True, "file": str(env_file), "problems": problems_json(loaded.warnings)})
-            return
-        show_problems(out, loaded.warnings)
-        out.success(f"{env_file.name} is valid ({profile}), {len(loaded.warnings)} warning(s)")
+            out.json({"ok": False, "file": str(env_file), "problems": problems_json(exc.problems)})
+            raise typer.Exit(1) from None
+        raise
+    report = None
+    if runtime:
+        from stackctl.cli.stack import settings_json, show_settings
+        from stackctl.core.stack import Stack
+        from stackctl.core.verify import verify_settings
+
+        report = verify_settings(Stack(app.project(project_dir), profile, config=loaded.config))
+    if json_out:
+        payload: dict[str, object] = {"ok": True, "file": str(env_file), "problems": problems_json(loaded.warnings)}
+        if report:
+            payload["settings"] = settings_json(report)
+        out.json(payload)
+        return
+    show_problems(out, loaded.warnings)
+    out.success(f"{env_file.name} is valid ({profile}), {len(loaded.warnings)} warning(s)")
+    if report:
+        show_settings(out, report)

@@ -3,148 +3,190 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from stackctl.cli.common import (
-    JsonFlag,
-    ProdFlag,
-    ProjectDir,
-    YesFlag,
-    confirm_destructive,
-    console,
-    profile_of,
-    project,
-    show_problems,
-)
-from stackctl.config import load_config
-from stackctl.core.backup import backup_status
-from stackctl.core.stack import Stack, StackStatus
+from stackctl.cli.common import JsonFlag, ProdFlag, ProjectDir, YesFlag, application, profile_of
+
+if TYPE_CHECKING:
+    from stackctl.console import Console
+    from stackctl.core.backup import BackupSchedule
+    from stackctl.core.stack import StackStatus
+    from stackctl.core.verify import SettingsReport
+
+commands = typer.Typer()
 
 
-def _stack(project_dir: object, prod: bool) -> Stack:
-    proj = project(project_dir)  # type: ignore[arg-type]
-    profile = profile_of(prod)
-    loaded = load_config(proj.env_file(profile), profile=profile)
-    return Stack(proj, profile, config=loaded.config)
+def _status_json(status: StackStatus, schedule: BackupSchedule | None = None) -> dict[str, Any]:
+    from dataclasses import asdict
 
-
-def _status_json(status: StackStatus) -> dict[str, object]:
-    return {
+    payload: dict[str, Any] = {
         "project": status.project,
         "profile": status.profile,
         "healthy": status.healthy,
         "urls": status.urls,
-        "services": [s.__dict__ for s in status.services],
-        **status.extra,
+        "services": [asdict(s) for s in status.services],
+    }
+    if schedule is not None:
+        payload["backups"] = asdict(schedule)
+    return payload
+
+
+def settings_json(report: SettingsReport) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "settings_module": report.settings_module,
+        "ok": report.ok,
+        "failures": [asdict(f) for f in report.failures],
+        "allowed": [asdict(f) for f in report.allowed],
+        "notes": list(report.notes),
+        "seen": report.seen.model_dump(),
     }
 
 
-def _status_table(status: StackStatus) -> Table:
-    table = Table(title=f"{status.project} ({status.profile})", title_justify="left")
-    for column in ("service", "state", "health", "ports"):
-        table.add_column(column)
-    for s in status.services:
-        table.add_row(s.service, s.state, s.health or "-", ", ".join(s.ports) or "-")
-    return table
+def show_settings(out: Console, report: SettingsReport) -> None:
+    """What was verified in web, and what is accepted (the TLS warnings with TLS off)."""
+    db = report.seen.database
+    out.success(
+        f"settings in effect verified in web ({report.settings_module}): DEBUG {report.seen.debug}, "
+        f"database {db.vendor} at {db.host}, STATIC_ROOT {report.seen.static_root}, MEDIA_ROOT {report.seen.media_root}"
+    )
+    for finding in report.allowed:
+        out.warning(f"allowed while TLS is off: {finding.render()}")
+    for note in report.notes:
+        out.warning(note)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def up(
-        ctx: typer.Context,
-        prod: ProdFlag = False,
-        timeout: Annotated[int, typer.Option(help="Seconds to wait for every service to be healthy.")] = 240,
-        no_build: Annotated[bool, typer.Option("--no-build", help="Do not build images first.")] = False,
-        project_dir: ProjectDir = None,
-        json_out: JsonFlag = False,
-    ) -> None:
-        """Render if stale, build, start the stack and wait until every service is healthy."""
-        out = console(ctx)
-        proj = project(project_dir)
-        profile = profile_of(prod)
-        loaded = load_config(proj.env_file(profile), profile=profile)
-        show_problems(out, loaded.warnings)
-        stack = Stack(proj, profile, config=loaded.config)
-        out.info(f"bringing up {stack.name} ({profile})")
-        result = stack.up(report=out.progress_line, timeout=timeout, build=not no_build)
-        if json_out:
-            out.json({"seconds": round(result.seconds, 1), "rendered": result.rendered, **_status_json(result.status)})
-            return
-        out.table(_status_table(result.status))
-        out.success(f"{stack.name} is healthy after {result.seconds:.0f}s")
-        for url in result.status.urls:
+def _status_table(out: Console, status: StackStatus) -> None:
+    rows = [(s.service, s.state, s.health or "-", ", ".join(s.ports) or "-") for s in status.services]
+    out.table(("service", "state", "health", "ports"), rows, title=f"{status.project} ({status.profile})")
+
+
+def _ago(seconds: int | None) -> str:
+    if seconds is None:
+        return "never"
+    hours, rest = divmod(max(seconds, 0), 3600)
+    return f"{hours // 24}d {hours % 24}h ago" if hours >= 24 else f"{hours}h {rest // 60}m ago"
+
+
+def _schedule_lines(schedule: BackupSchedule) -> list[str]:
+    if schedule.error:
+        return [f"backups: unavailable: {schedule.error}"]
+    lines = [f"backups: {'healthy' if schedule.healthy else 'UNHEALTHY'}"]
+    for kind, entry in (("db", schedule.db), ("media", schedule.media)):
+        if entry is not None:
+            lines.append(
+                f"backups.{kind}: next {entry.next_run or '-'}, last success {_ago(entry.last_success_age_seconds)}"
+            )
+    return lines
+
+
+@commands.command()
+def up(
+    ctx: typer.Context,
+    prod: ProdFlag = False,
+    timeout: Annotated[int, typer.Option(help="Seconds to wait for every service to be healthy.")] = 240,
+    no_build: Annotated[bool, typer.Option("--no-build", help="Do not build images first.")] = False,
+    project_dir: ProjectDir = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Render if stale, build, start the stack and wait until every service is healthy."""
+    app = application(ctx)
+    out = app.console
+    stack = app.stack(project_dir, profile_of(prod))
+    out.info(f"bringing up {stack.name} ({stack.profile})")
+    result = stack.up(report=out.progress_line, timeout=timeout, build=not no_build)
+    if json_out:
+        payload = {"seconds": round(result.seconds, 1), "rendered": result.rendered, **_status_json(result.status)}
+        if result.settings:
+            payload["settings"] = settings_json(result.settings)
+        out.json(payload)
+        return
+    _status_table(out, result.status)
+    if result.settings:
+        show_settings(out, result.settings)
+    out.success(f"{stack.name} is healthy after {result.seconds:.0f}s")
+    for url in result.status.urls:
+        out.data(url)
+
+
+@commands.command()
+def down(
+    ctx: typer.Context,
+    prod: ProdFlag = False,
+    volumes: Annotated[
+        bool, typer.Option("--volumes", help="Also delete the volumes: database, media, backups.")
+    ] = False,
+    yes: YesFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Stop and remove the stack's containers (and with --volumes, its data)."""
+    app = application(ctx)
+    stack = app.stack(project_dir, profile_of(prod))
+    if volumes:
+        app.confirm(f"Delete every volume of {stack.name} (database, media, backups)?", yes=yes)
+    stack.down(volumes=volumes)
+    app.console.success(f"{stack.name} is down" + (" and its volumes are deleted" if volumes else ""))
+
+
+@commands.command()
+def status(
+    ctx: typer.Context,
+    prod: ProdFlag = False,
+    project_dir: ProjectDir = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Services, health, published ports and URLs (and the backup schedule in prod)."""
+    app = application(ctx)
+    out = app.console
+    stack = app.view(project_dir, profile_of(prod))
+    result = stack.status()
+    schedule = None
+    if stack.profile == "prod":
+        from stackctl.core.backup import backup_status
+
+        schedule = backup_status(stack, result)  # next scheduled backups, the last successes
+    if json_out:
+        out.json(_status_json(result, schedule))
+    else:
+        _status_table(out, result)
+        for url in result.urls:
             out.data(url)
+        for line in _schedule_lines(schedule) if schedule else []:
+            out.data(line)
+    if not result.healthy:
+        raise typer.Exit(1)
 
-    @app.command()
-    def down(
-        ctx: typer.Context,
-        prod: ProdFlag = False,
-        volumes: Annotated[
-            bool, typer.Option("--volumes", help="Also delete the volumes: database, media, backups.")
-        ] = False,
-        yes: YesFlag = False,
-        project_dir: ProjectDir = None,
-    ) -> None:
-        """Stop and remove the stack's containers (and with --volumes, its data)."""
-        out = console(ctx)
-        stack = _stack(project_dir, prod)
-        if volumes:
-            confirm_destructive(out, f"Delete every volume of {stack.name} (database, media, backups)?", yes=yes)
-        stack.down(volumes=volumes)
-        out.success(f"{stack.name} is down" + (" and its volumes are deleted" if volumes else ""))
 
-    @app.command()
-    def status(
-        ctx: typer.Context,
-        prod: ProdFlag = False,
-        project_dir: ProjectDir = None,
-        json_out: JsonFlag = False,
-    ) -> None:
-        """Services, health, published ports and URLs (and the backup schedule in prod)."""
-        out = console(ctx)
-        stack = _stack(project_dir, prod)
-        result = stack.status()
-        if stack.profile == "prod":
-            result.extra.update(backup_status(stack, result))  # next scheduled backup, age of the last one
-        if json_out:
-            out.json(_status_json(result))
-        else:
-            out.table(_status_table(result))
-            for url in result.urls:
-                out.data(url)
-            for key, value in result.extra.items():
-                out.data(f"{key}: {value}")
-        if not result.healthy:
-            raise typer.Exit(1)
+@commands.command()
+def logs(
+    ctx: typer.Context,
+    service: Annotated[str | None, typer.Argument(help="One service (default: all).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+    tail: Annotated[int | None, typer.Option(help="Only the last N lines per service.")] = None,
+    prod: ProdFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Show the stack's logs."""
+    stack = application(ctx).stack(project_dir, profile_of(prod))
+    for _source, line in stack.logs(service, follow=follow, tail=tail):
+        sys.stdout.write(line.decode(errors="replace"))
+        sys.stdout.flush()
 
-    @app.command()
-    def logs(
-        ctx: typer.Context,
-        service: Annotated[str | None, typer.Argument(help="One service (default: all).")] = None,
-        follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
-        tail: Annotated[int | None, typer.Option(help="Only the last N lines per service.")] = None,
-        prod: ProdFlag = False,
-        project_dir: ProjectDir = None,
-    ) -> None:
-        """Show the stack's logs."""
-        stack = _stack(project_dir, prod)
-        for _source, line in stack.logs(service, follow=follow, tail=tail):
-            sys.stdout.write(line.decode(errors="replace"))
-            sys.stdout.flush()
 
-    @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def manage(
-        ctx: typer.Context,
-        args: Annotated[list[str] | None, typer.Argument(help="Arguments for manage.py.")] = None,
-        prod: ProdFlag = False,
-        project_dir: ProjectDir = None,
-    ) -> None:
-        """Run manage.py in the web container (interactive when there is a terminal)."""
-        stack = _stack(project_dir, prod)
-        tty = sys.stdin.isatty() and sys.stdout.isatty()
-        output = stack.manage(list(args or []) + list(ctx.args), tty=tty)
-        if output:
-            console(ctx).data(output.rstrip())
+@commands.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def manage(
+    ctx: typer.Context,
+    args: Annotated[list[str] | None, typer.Argument(help="Arguments for manage.py.")] = None,
+    prod: ProdFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Run manage.py in the web container: its output as it comes, and its exit code."""
+    stack = application(ctx).stack(project_dir, profile_of(prod))
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    for source, line in stack.manage(list(args or []) + list(ctx.args), tty=tty):
+        stream = sys.stderr if source == "stderr" else sys.stdout
+        stream.write(line.decode(errors="replace"))
+        stream.flush()

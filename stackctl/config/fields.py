@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 import zoneinfo
 from typing import Annotated, Any
@@ -84,7 +85,34 @@ def _cpus(value: str) -> str:
     return value
 
 
+_PATH = re.compile(r"^[A-Za-z0-9_.@+-]+(/[A-Za-z0-9_.@+-]+)*$")
+
+
+def _relative_path(value: str) -> str:
+    """A relative POSIX path the Dockerfile can COPY, normalised ("./src/" -> "src")."""
+    normal = posixpath.normpath(value)
+    if value.startswith("/") or not _PATH.match(normal):
+        raise ValueError("not a relative path (letters, digits and . _ - + @, separated by /; no spaces or globs)")
+    return normal
+
+
+def _dependency_file(value: str) -> str:
+    name = value.rstrip("/").rpartition("/")[2]
+    if not (name.endswith(".txt") or name in DEPENDENCY_FILE_NAMES):
+        raise ValueError(
+            "not an installable dependency file: use a requirements file (*.txt), poetry.lock, uv.lock, "
+            "Pipfile.lock or pyproject.toml"
+        )
+    return value
+
+
+# The dependency files that are not requirements files (those end with .txt).
+DEPENDENCY_FILE_NAMES = ("poetry.lock", "uv.lock", "Pipfile.lock", "pyproject.toml")
+
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
+DependencyFile = Annotated[str, AfterValidator(_relative_path), AfterValidator(_dependency_file)]
+PathList = Annotated[list[RelativePath], NoDecode, BeforeValidator(_split_commas)]
 Cron = Annotated[str, AfterValidator(_cron)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Size = Annotated[str, AfterValidator(_size)]

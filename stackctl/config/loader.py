@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import difflib
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
 from stackctl.config.model import GROUPS, Group, StackConfig, is_sensitive, variable_names
 from stackctl.config.policy import cross_checks, prod_policy
+from stackctl.config.profile import Profile
 from stackctl.errors import ConfigError, ConfigProblem
-
-Profile = Literal["dev", "prod"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class LoadedConfig:
     warnings: list[ConfigProblem] = field(default_factory=list)
 
 
-def _read_env(path: Path, label: str) -> dict[str, str | None]:
+def read_env_text(path: Path, label: str) -> str:
+    """The text of an env file, or a ConfigError saying why it cannot be read."""
     if not path.exists():
         raise ConfigError(
             [ConfigProblem(label, "", "", "file not found", hint="run `stackctl init` or create it from .env.example")]
@@ -37,12 +38,16 @@ def _read_env(path: Path, label: str) -> dict[str, str | None]:
             [ConfigProblem(label, "", "", "file is not readable", hint=f"chmod 600 {label} as its owner")]
         )
     try:
-        path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError([ConfigProblem(label, "", "", "file is not UTF-8 text")]) from None
     except OSError as exc:
         raise ConfigError([ConfigProblem(label, "", "", f"cannot read file: {exc.strerror}")]) from None
-    return dict(dotenv_values(path, interpolate=False))
+
+
+def parse_env(text: str) -> dict[str, str | None]:
+    """KEY=value pairs as docker compose reads them (no interpolation)."""
+    return dict(dotenv_values(stream=io.StringIO(text), interpolate=False))
 
 
 def _problems_from(exc: ValidationError, *, file: str, group: str, raw: dict[str, str | None]) -> list[ConfigProblem]:
@@ -83,26 +88,37 @@ def _unknown(raw: dict[str, str | None], file: str) -> list[ConfigProblem]:
 
 
 def load_config(
-    env_file: Path, *, profile: Profile = "dev", label: str | None = None, policy: bool = True
+    env_file: Path,
+    *,
+    profile: Profile = "dev",
+    text: str | None = None,
+    label: str | None = None,
+    policy: bool = True,
 ) -> LoadedConfig:
-    """Validate `env_file` into a StackConfig. Raises ConfigError listing every problem.
+    """Validate an env file into a StackConfig. Raises ConfigError listing every problem.
 
-    `label` is the name problems show (when `env_file` is a private scratch copy). `policy=False`
-    skips the production policy (to render documentation from .env.example).
+    `text` is the file's content when it is not on disk yet (`init` validates fresh secrets
+    before writing them); `env_file` still names it in problems, and relative paths in it
+    (TLS files, the CA bundle) resolve against its folder, the project. `label` overrides the
+    name problems show. `policy=False` skips the production policy (to render documentation
+    from .env.example).
     """
-    raw = _read_env(env_file, label or str(env_file))
     label = label or str(env_file)
+    raw = parse_env(read_env_text(env_file, label) if text is None else text)
     problems: list[ConfigProblem] = _unknown(raw, label)
+    # Empty values count as unset, as compose and pydantic-settings' env_ignore_empty treat them.
+    values = {name.lower(): value for name, value in raw.items() if value not in (None, "")}
     groups: dict[str, Group] = {}
     for key, group_cls in GROUPS.items():
+        # only the group's own fields: never pydantic-settings' init options (`_env_file`...)
+        mine: dict[str, Any] = {name: values[name] for name in group_cls.model_fields if name in values}
         try:
-            groups[key] = group_cls(_env_file=env_file, _env_file_encoding="utf-8")
+            groups[key] = group_cls(**mine)
         except ValidationError as exc:
             problems.extend(_problems_from(exc, file=label, group=group_cls.title, raw=raw))
     config: StackConfig | None = None
     if len(groups) == len(GROUPS):
-        values: dict[str, Any] = {"profile": profile, **groups}
-        config = StackConfig(**values)
+        config = StackConfig(profile=profile, **groups)
         problems.extend(cross_checks(config, label))
         if profile == "prod" and policy:
             problems.extend(prod_policy(config, label, base_dir=env_file.parent))

@@ -18,11 +18,20 @@ from stackctl.config.fields import (
     CommaList,
     Cpus,
     Cron,
+    DependencyFile,
     Image,
     Module,
+    PathList,
     ProjectName,
+    RelativePath,
     Size,
     TimeZone,
+)
+from stackctl.config.webimage import (
+    FALLBACK_ASGI_APPLICATION,
+    OVERLAY_MODULE,
+    WebImage,
+    dependency_install,
 )
 
 
@@ -64,13 +73,27 @@ class DjangoGroup(Group):
         doc="Compose project name prefix; the dev stack runs as NAME-dev, prod as NAME-prod.",
         example="myproject",
     )
-    django_project_dir: str = var(".", doc="Folder (relative to this file) holding manage.py.")
-    django_dependency_file: str = var(
+    django_project_dir: RelativePath = var(".", doc="Folder (relative to this file) holding manage.py.")
+    django_dependency_file: DependencyFile = var(
         "requirements.txt",
-        doc="Dependency file installed in the image: requirements.txt, pyproject.toml (with or without uv.lock) or Pipfile.lock, relative to DJANGO_PROJECT_DIR.",
+        doc="Dependency file the image installs, relative to DJANGO_PROJECT_DIR; its name picks the tool: a requirements file (*.txt, pip -r), poetry.lock (poetry sync), uv.lock (uv sync --locked), Pipfile.lock (pipenv, hashes required) or pyproject.toml alone ([project].dependencies). An out-of-date lock fails the build.",
     )
-    django_settings_module: Module = var("config.settings", doc="The settings module (DJANGO_SETTINGS_MODULE).")
-    django_asgi_application: AsgiApp = var("config.asgi:application", doc="The ASGI application daphne serves.")
+    django_dependency_includes: PathList = var(
+        [],
+        doc="Comma-separated other files or folders the install reads (`-r`/`-c` includes, a README poetry wants), relative to DJANGO_PROJECT_DIR; copied before the install.",
+        example="",
+    )
+    django_settings_module: Module = var(
+        "config.settings", doc="The project's settings module (the overlay imports it first)."
+    )
+    django_settings_overlay: bool = var(
+        True,
+        doc="Run under stackctl's settings overlay, which imports DJANGO_SETTINGS_MODULE and then sets SECRET_KEY, DEBUG, ALLOWED_HOSTS, DATABASES, CACHES, STATIC/MEDIA, the security flags, email and LOGGING from these variables. false runs the project's own settings module unmodified (it must read them itself).",
+    )
+    django_asgi_application: AsgiApp = var(
+        "config.asgi:application",
+        doc=f"The ASGI application daphne serves; {FALLBACK_ASGI_APPLICATION} when the project has no asgi.py (the image's own).",
+    )
     django_secret_key: SecretStr = var(
         doc="Django SECRET_KEY. At least 50 random characters in prod.",
         example="change-me-to-50-or-more-random-characters",
@@ -90,6 +113,22 @@ class DjangoGroup(Group):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = var(
         "INFO", doc="Log level of Django and daphne."
     )
+    sentry_dsn: SecretStr | None = var(
+        None,
+        doc="Optional Sentry DSN: errors are reported with sentry-sdk's Django integration when the project installs sentry-sdk (else a warning is logged).",
+        sensitive=True,
+    )
+    sentry_environment: str | None = var(None, doc="Sentry environment name (sentry-sdk's default: production).")
+    sentry_release: str | None = var(None, doc="Sentry release name, e.g. a version or git commit.")
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parts = urlsplit(value.get_secret_value())
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError("not a Sentry DSN (https://public-key@o0.ingest.sentry.io/0)")
+        return value
 
     @field_validator("csrf_trusted_origins")
     @classmethod
@@ -355,6 +394,15 @@ class StackConfig(BaseModel):
     @property
     def web_ports(self) -> list[int]:
         return [8000 + i for i in range(self.resources.web_concurrency)]
+
+    @property
+    def web_image(self) -> WebImage:
+        dj = self.django
+        return WebImage(
+            settings_module=OVERLAY_MODULE if dj.django_settings_overlay else dj.django_settings_module,
+            base_settings=dj.django_settings_module if dj.django_settings_overlay else None,
+            install=dependency_install(dj.django_project_dir, dj.django_dependency_file, dj.django_dependency_includes),
+        )
 
 
 def variable_names() -> dict[str, str]:

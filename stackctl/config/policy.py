@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 from croniter import croniter
 
+from stackctl.config.webimage import escapes_context
 from stackctl.errors import ConfigProblem
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def cross_checks(cfg: StackConfig, file: str) -> list[ConfigProblem]:
                 hint="point it at a PEM bundle (e.g. /etc/ssl/certs/ca-certificates.crt) or remove it",
             )
         )
+    problems.extend(_paths_outside_the_project(cfg, file))
     db = cfg.database
     if db.database_url is not None:
         url = urlsplit(db.database_url.get_secret_value())
@@ -81,6 +83,29 @@ def cross_checks(cfg: StackConfig, file: str) -> list[ConfigProblem]:
             )
         )
     return problems
+
+
+def _paths_outside_the_project(cfg: StackConfig, file: str) -> list[ConfigProblem]:
+    """The image is built from the project root: every path it copies must be inside it."""
+    dj = cfg.django
+    named = [
+        ("DJANGO_PROJECT_DIR", ".", dj.django_project_dir),
+        ("DJANGO_DEPENDENCY_FILE", dj.django_project_dir, dj.django_dependency_file),
+    ]
+    named += [("DJANGO_DEPENDENCY_INCLUDES", dj.django_project_dir, path) for path in dj.django_dependency_includes]
+    return [
+        ConfigProblem(
+            file,
+            variable,
+            "Django",
+            "points outside the project folder (the image is built from it)",
+            value=path,
+            hint="move the file inside the folder of the env file and fix the path"
+            + ("" if variable == "DJANGO_PROJECT_DIR" else " (it is relative to DJANGO_PROJECT_DIR)"),
+        )
+        for variable, base, path in named
+        if escapes_context(base, path)
+    ]
 
 
 def _cron_gap_hours(expr: str) -> float:

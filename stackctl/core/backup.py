@@ -11,28 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from python_on_whales import Container
 from python_on_whales.exceptions import DockerException
 
-from stackctl.core.stack import Stack, StackStatus
-from stackctl.errors import BackupError, StackctlError
+from stackctl.core.progress import Report, quiet
+from stackctl.core.stack import Stack, StackStatus, StackView
+from stackctl.errors import BackupError, StackctlError, stderr_tail
 
-Report = Callable[[str], None]
 Kind = Literal["db", "media"]
 SERVICE = "backup"
 INCOMING = "/backups/incoming"
 BACKUP_USER = "stackbackup"
 UP_HINT = "start the prod stack first: stackctl up --prod"
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -77,26 +72,20 @@ class PruneResult:
 
 
 # -- running scripts in the backup container -----------------------------------------------------
-def backup_container(stack: Stack) -> Container:
-    """The running backup container, or a BackupError saying how to get one."""
-    try:
-        running = [c for c in stack.client.compose.ps(services=[SERVICE]) if c.state.running]
-    except DockerException as exc:
-        raise BackupError(
-            f"cannot list the containers of {stack.name} (exit {exc.return_code})", hint=UP_HINT
-        ) from None
-    if not running:
+def backup_container(stack: StackView) -> str:
+    """The name of the running backup container, or a BackupError saying how to get one."""
+    running = stack.status().running(SERVICE)
+    if running is None:
         raise BackupError(f"the {SERVICE} service of {stack.name} is not running", hint=UP_HINT)
-    return running[0]
+    return running.container
 
 
-def _tail(text: str | None, lines: int = 8) -> str:
-    kept = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return "\n".join(kept[-lines:])
+def _tail(text: str | None) -> str:
+    return stderr_tail(text, lines=8)
 
 
 def run_script(
-    stack: Stack,
+    stack: StackView,
     argv: list[str],
     *,
     what: str,
@@ -239,7 +228,7 @@ def take_backup(
     return _result(kind, last_json(out or ""))
 
 
-def backup_now(stack: Stack, kind: Literal["db", "media", "all"], report: Report = _quiet) -> list[BackupResult]:
+def backup_now(stack: Stack, kind: Literal["db", "media", "all"], report: Report = quiet) -> list[BackupResult]:
     """Take a database backup, a media archive, or both (db first)."""
     backup_container(stack)
     kinds: list[Kind] = ["db", "media"] if kind == "all" else [kind]
@@ -314,31 +303,37 @@ def prune_backups(stack: Stack, *, dry_run: bool) -> PruneResult:
     )
 
 
-def _age(seconds: int | None) -> str:
-    if seconds is None:
-        return "never"
-    hours, rest = divmod(max(seconds, 0), 3600)
-    return f"{hours // 24}d {hours % 24}h ago" if hours >= 24 else f"{hours}h {rest // 60}m ago"
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """One kind of backup in `stackctl status`: when it runs next, when it last succeeded."""
+
+    next_run: str | None  # ISO 8601, UTC
+    last_success: str | None  # ISO 8601, UTC; None: never
+    last_success_age_seconds: int | None
+
+
+@dataclass(frozen=True)
+class BackupSchedule:
+    healthy: bool | None  # None: the backup service did not answer (see `error`)
+    db: ScheduleEntry | None = None
+    media: ScheduleEntry | None = None
+    error: str | None = None
 
 
 def _report_from_health_log(status: StackStatus | None) -> dict[str, Any] | None:
     """The status report the backup healthcheck printed last (one JSON line), if there is one."""
-    found = [s for s in (status.services if status else []) if s.service == SERVICE and s.state == "running"]
-    text = (found[0].health_output or "").strip() if found else ""
-    try:
-        report = json.loads(text.splitlines()[-1]) if text else None
-    except ValueError:
-        return None
-    return report if isinstance(report, dict) and "db" in report else None
+    found = status.running(SERVICE) if status else None
+    report = last_json(found.health_output or "") if found else {}
+    return report if "db" in report else None
 
 
-def backup_status(stack: Stack, status: StackStatus | None = None) -> dict[str, Any]:
-    """Flat `backups.*` entries for `stackctl status`: next runs and the age of the last successes.
+def backup_status(stack: StackView, status: StackStatus | None = None) -> BackupSchedule:
+    """The backup schedule for `stackctl status`: next runs and the last successes.
 
     From the backup healthcheck's last output when `status` has it (no extra docker call; at
     most one healthcheck interval old, ages recomputed from its timestamps), else by running
     `backupctl.py status` in the container. Never raises: when the backup service does not
-    answer, the entry says why.
+    answer, `error` says why.
     """
     report = _report_from_health_log(status)
     if report is None:
@@ -346,14 +341,18 @@ def backup_status(stack: Stack, status: StackStatus | None = None) -> dict[str, 
             backup_container(stack)
             report = run_script(stack, ["backupctl.py", "status", "--json"], what="reading the backup schedule")
         except StackctlError as exc:
-            return {"backups": f"unavailable: {exc.message.splitlines()[0]}"}
+            return BackupSchedule(healthy=None, error=exc.message.splitlines()[0])
     now = dt.datetime.now(dt.UTC)
-    entries: dict[str, Any] = {"backups.healthy": bool(report.get("healthy"))}
+    entries = {}
     for kind in ("db", "media"):
         part = report.get(kind) or {}
-        entries[f"backups.{kind}.next_run"] = part.get("next_run")
-        entries[f"backups.{kind}.last_success"] = _age(_age_seconds(part, now))
-    return entries
+        last = part.get("last_success")
+        entries[kind] = ScheduleEntry(
+            next_run=part.get("next_run"),
+            last_success=last if isinstance(last, str) else None,
+            last_success_age_seconds=_age_seconds(part, now),
+        )
+    return BackupSchedule(healthy=bool(report.get("healthy")), db=entries["db"], media=entries["media"])
 
 
 def _age_seconds(part: dict[str, Any], now: dt.datetime) -> int | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +19,8 @@ from python_on_whales.exceptions import DockerException
 
 from stackctl.adapters import host
 from stackctl.adapters.docker import engine_answers, engine_client
+from stackctl.core.progress import Report
 from stackctl.errors import EngineError
-
-Report = Callable[[str], None]
 
 DOCKERD_LOG = Path("/var/log/stackctl-dockerd.log")
 PLUGIN_PATH = Path("/usr/local/lib/docker/cli-plugins/docker-compose")

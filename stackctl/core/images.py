@@ -1,13 +1,14 @@
 """Registry-free images: a Debian base from mmdebstrap, then the stack's servers from Debian packages.
 
-Each image gets a series tag (`stackctl/postgres:15-bookworm`), which the stack selects through
-LOCAL_IMAGE_ENV, and a tag naming the true version read inside the built image
-(`stackctl/postgres:15.14-bookworm`). Nothing is pulled from any registry.
+Debian 13 (trixie) is the default suite: Python 3.13, PostgreSQL 17, Redis 8.0, nginx 1.26.
+Debian 12 (bookworm) stays selectable: Python 3.11, PostgreSQL 15, Redis 7.0, nginx 1.22.
+Each image gets a series tag (`stackctl/postgres:17-trixie`), which the stack selects through
+local_image_env(), and a tag naming the true version read inside the built image
+(`stackctl/postgres:17.12-trixie`). Nothing is pulled from any registry.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import tempfile
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -26,7 +27,6 @@ from stackctl.errors import StackctlError
 
 Report = Callable[[str], None]
 
-SUITE = "bookworm"
 MMDEBSTRAP_TIMEOUT = 900.0
 # Like Debian's own container images: no manuals, translations or docs (copyright stays),
 # no translated package lists. The options stay in the image for every later apt-get.
@@ -41,21 +41,73 @@ MMDEBSTRAP_OPTIONS = (
     '--aptopt=Acquire::Languages "none"',
 )
 UPSTREAM_VERSION = re.compile(r"^(?:\d+:)?(?P<version>\d+(?:\.\d+)+)")
+IMAGE_VARIABLES = ("PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE")
 
 
-def _dpkg_version(package: str) -> tuple[str, ...]:
-    return ("dpkg-query", "--show", "--showformat=${Version}", package)
+@dataclass(frozen=True)
+class Suite:
+    """A Debian release and the version series of the servers its packages give."""
+
+    name: str
+    debian: str  # /etc/debian_version is "<debian>.<point release>"
+    python: str  # the python3 the suite ships, e.g. 3.13.5 (what python_image_for tests)
+    postgres: str  # the major version: package postgresql-<postgres>
+    redis: str
+    nginx: str
+
+    @property
+    def python_series(self) -> str:
+        return ".".join(self.python.split(".")[:2])
+
+
+TRIXIE = Suite("trixie", debian="13", python="3.13.5", postgres="17", redis="8.0", nginx="1.26")
+BOOKWORM = Suite("bookworm", debian="12", python="3.11.2", postgres="15", redis="7.0", nginx="1.22")
+# Preferred first: python_image_for tries the suites in this order.
+SUITES = {release.name: release for release in (TRIXIE, BOOKWORM)}
+DEFAULT_SUITE = "trixie"
+
+# The official images for each suite, used when a registry answers. Bookworm's are the config
+# model's defaults. The official nginx and redis images moved to trixie after the series Debian
+# ships (1.26, 8.0), so trixie's follow their current series (nginx stable, Redis 8).
+OFFICIAL_IMAGES = {
+    "trixie": {
+        "PYTHON_IMAGE": "python:3.13-slim-trixie",
+        "POSTGRES_IMAGE": "postgres:17-trixie",
+        "REDIS_IMAGE": "redis:8-trixie",
+        "NGINX_IMAGE": "nginx:stable-trixie",
+    },
+    "bookworm": {
+        "PYTHON_IMAGE": "python:3.11-slim-bookworm",
+        "POSTGRES_IMAGE": "postgres:15-bookworm",
+        "REDIS_IMAGE": "redis:7.0-bookworm",
+        "NGINX_IMAGE": "nginx:1.22",
+    },
+}
+# Official python images exist for each of these on both suites; newest first.
+OFFICIAL_PYTHON_MINORS = ("3.14", "3.13", "3.12", "3.11", "3.10")
+
+
+def debian_suite(name: str) -> Suite:
+    """The suite called `name`; refuse one stackctl does not build."""
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise StackctlError(
+            f"unknown Debian suite {name!r}", hint=f"stackctl builds its images from {' or '.join(SUITES)}"
+        ) from None
 
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """One image: its tags, the version series it must belong to, and how to read its version."""
+    """One image: its tags, the version series it must belong to, and how to build it and read its version."""
 
     name: str
-    alias: str  # the series tag the stack uses, e.g. stackctl/postgres:15-bookworm
-    version_tag: str  # with {version}, e.g. stackctl/postgres:{version}-bookworm
+    suite: str
+    alias: str  # the series tag the stack uses, e.g. stackctl/postgres:17-trixie
+    version_tag: str  # with {version}, e.g. stackctl/postgres:{version}-trixie
     series: str  # the true version must start with "<series>."
     version_argv: tuple[str, ...]
+    build_args: tuple[tuple[str, str], ...] = ()  # besides SUITE, which every build gets
 
     def tag_for(self, version: str) -> str:
         return self.version_tag.format(version=version)
@@ -67,6 +119,25 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class SuiteImages:
+    """The base image and the four service images of one suite, in build order."""
+
+    base: ImageSpec
+    python: ImageSpec
+    postgres: ImageSpec
+    redis: ImageSpec
+    nginx: ImageSpec
+
+    @property
+    def services(self) -> tuple[ImageSpec, ...]:
+        return (self.python, self.postgres, self.redis, self.nginx)
+
+    @property
+    def all(self) -> tuple[ImageSpec, ...]:
+        return (self.base, *self.services)
+
+
+@dataclass(frozen=True)
 class ImageResult:
     name: str
     tags: list[str]
@@ -75,29 +146,124 @@ class ImageResult:
     size_bytes: int
 
 
-def _service(name: str, series: str, version_argv: tuple[str, ...]) -> ImageSpec:
-    return ImageSpec(
-        name, f"stackctl/{name}:{series}-{SUITE}", f"stackctl/{name}:{{version}}-{SUITE}", series, version_argv
+def _dpkg_version(package: str) -> tuple[str, ...]:
+    return ("dpkg-query", "--show", "--showformat=${Version}", package)
+
+
+_DEBIAN_VERSION = ("cat", "/etc/debian_version")
+_PYTHON_VERSION = ("python3", "-c", "import platform; print(platform.python_version())")
+
+
+def images_for(suite: str = DEFAULT_SUITE) -> SuiteImages:
+    """The images `build_images(suite=suite)` makes."""
+    release = debian_suite(suite)
+
+    def service(name: str, series: str, version_argv: tuple[str, ...], **build_args: str) -> ImageSpec:
+        tag = f"stackctl/{name}:{{}}-{release.name}"
+        alias, version_tag = tag.format(series), tag.format("{version}")
+        return ImageSpec(name, release.name, alias, version_tag, series, version_argv, tuple(build_args.items()))
+
+    return SuiteImages(
+        base=ImageSpec(
+            name="debian",
+            suite=release.name,
+            alias=f"stackctl/debian:{release.name}",
+            version_tag="stackctl/debian:{version}",
+            series=release.debian,
+            version_argv=_DEBIAN_VERSION,
+        ),
+        python=service("python", release.python_series, _PYTHON_VERSION),
+        postgres=service(
+            "postgres", release.postgres, _dpkg_version(f"postgresql-{release.postgres}"), PG_MAJOR=release.postgres
+        ),
+        redis=service("redis", release.redis, _dpkg_version("redis-server")),
+        nginx=service("nginx", release.nginx, _dpkg_version("nginx")),
     )
 
 
-BASE = ImageSpec(
-    "debian", f"stackctl/debian:{SUITE}", "stackctl/debian:{version}", "12", ("cat", "/etc/debian_version")
-)
-PYTHON = _service("python", "3.11", ("python3", "-c", "import platform; print(platform.python_version())"))
-POSTGRES = _service("postgres", "15", _dpkg_version("postgresql-15"))
-REDIS = _service("redis", "7.0", _dpkg_version("redis-server"))
-NGINX = _service("nginx", "1.22", _dpkg_version("nginx"))
-SERVICES = (PYTHON, POSTGRES, REDIS, NGINX)
-IMAGES = (BASE, *SERVICES)
+def local_image_env(suite: str = DEFAULT_SUITE) -> dict[str, str]:
+    """The stack's image variables pointing at the images `build_images(suite=suite)` makes."""
+    return dict(zip(IMAGE_VARIABLES, (spec.alias for spec in images_for(suite).services), strict=True))
 
-# The stack's image variables pointing at these images. Without them the stack uses the official ones.
-LOCAL_IMAGE_ENV: dict[str, str] = {
-    "PYTHON_IMAGE": PYTHON.alias,
-    "POSTGRES_IMAGE": POSTGRES.alias,
-    "REDIS_IMAGE": REDIS.alias,
-    "NGINX_IMAGE": NGINX.alias,
-}
+
+def official_image_env(suite: str = DEFAULT_SUITE) -> dict[str, str]:
+    """The stack's image variables pointing at the official images of one suite."""
+    return dict(OFFICIAL_IMAGES[debian_suite(suite).name])
+
+
+class PythonImage(NamedTuple):
+    image: str  # e.g. stackctl/python:3.13-trixie or python:3.12-slim-trixie
+    suite: str
+
+
+def python_image_for(
+    requirement_allows: Callable[[str], bool],
+    *,
+    local: bool,
+    suite: str | None = None,
+    requirement: str = "the project's Python requirement",
+) -> PythonImage:
+    """The Python image whose Python satisfies `requirement_allows`, and its suite.
+
+    Local images: the predicate gets the exact version each suite ships ("3.13.5", then
+    "3.11.2"); the first suite it allows wins (trixie before bookworm). Official images: it
+    gets each minor series ("3.14" ... "3.10"; the tag follows the newest patch release) and
+    the newest allowed wins, on `suite` (default trixie; every one exists on both suites).
+    `suite` limits the local images to that suite too. `requirement` names it in errors.
+    """
+    if not local:
+        official = _official_python(requirement_allows, debian_suite(suite or DEFAULT_SUITE))
+        if official is None:
+            raise StackctlError(
+                f"no official Python image satisfies {requirement}: "
+                f"python:<version>-slim images exist for {', '.join(OFFICIAL_PYTHON_MINORS)}",
+                hint=f"allow one of them in {requirement}",
+            )
+        return official
+    candidates = [debian_suite(suite)] if suite else list(SUITES.values())
+    for release in candidates:
+        if requirement_allows(release.python):
+            return PythonImage(images_for(release.name).python.alias, release.name)
+    official = _official_python(requirement_allows, debian_suite(suite or DEFAULT_SUITE))
+    offered = " and ".join(f"{release.python} ({release.name})" for release in candidates)
+    instead = f"use the official image {official.image} where a registry answers, or " if official else ""
+    series = " or ".join(release.python_series for release in candidates)
+    raise StackctlError(
+        f"no local Python image satisfies {requirement}: `stackctl images build` makes Python {offered}",
+        hint=f"{instead}allow Python {series} in {requirement}",
+    )
+
+
+def _official_python(requirement_allows: Callable[[str], bool], release: Suite) -> PythonImage | None:
+    for minor in OFFICIAL_PYTHON_MINORS:
+        if requirement_allows(minor):
+            return PythonImage(f"python:{minor}-slim-{release.name}", release.name)
+    return None
+
+
+# The official image's postgres says "FATAL: database files are incompatible with server" and
+# "DETAIL: The data directory was initialized by PostgreSQL version 15, which is not compatible
+# with this version 17.2 ..."; stackctl's entrypoint prints the same two phrases before starting.
+_PG_INCOMPATIBLE = "database files are incompatible with server"
+_PG_VERSIONS = re.compile(r"initialized by PostgreSQL version (\d+), which is not compatible with this version (\d+)")
+
+
+def postgres_data_mismatch_hint(logs: str) -> str | None:
+    """The way out when `logs` (a db container's) show a data directory of another major version."""
+    if _PG_INCOMPATIBLE not in logs:
+        return None
+    found = _PG_VERSIONS.search(logs)
+    if found:
+        held = f"PostgreSQL {found[1]} files and the server is PostgreSQL {found[2]}, which cannot read them"
+        old, new = f"a PostgreSQL {found[1]} image", f"the PostgreSQL {found[2]} one"
+    else:
+        held = "files of another PostgreSQL major version than the server's"
+        old, new = "an image of the files' major version", "the new one"
+    return (
+        f"the database volume holds {held}; the data was not upgraded. To move it: set POSTGRES_IMAGE back to "
+        f"{old}, `stackctl backup now db`, then set POSTGRES_IMAGE to {new}, start it on an empty database "
+        f"volume and `stackctl restore db` that backup (or run pg_upgrade on a copy of the volume)"
+    )
 
 
 def _in_series(version: str, series: str) -> bool:
@@ -113,23 +279,24 @@ def upstream_version(raw: str, *, series: str) -> str:
     return version
 
 
-def build_images(*, rebuild: bool = False, report: Report) -> list[ImageResult]:
-    """Build the base image, then the python, postgres, redis and nginx images FROM it.
+def build_images(*, rebuild: bool = False, report: Report, suite: str = DEFAULT_SUITE) -> list[ImageResult]:
+    """Build the suite's base image, then the python, postgres, redis and nginx images FROM it.
 
     An image whose series tag exists is skipped unless `rebuild` (which also bypasses the cache).
     """
+    images = images_for(suite)
     client = engine_client()
     require_engine(client)
     builder = _builder_client(client, report)
     started = time.monotonic()
-    results = [_ensure_image(spec, client, builder, rebuild=rebuild, report=report) for spec in IMAGES]
+    results = [_ensure_image(spec, images, client, builder, rebuild=rebuild, report=report) for spec in images.all]
     built = sum(result.status == "built" for result in results)
     report(f"images ready: {built} built, {len(results) - built} skipped, {time.monotonic() - started:.1f} s in all")
     return results
 
 
 def _ensure_image(
-    spec: ImageSpec, client: DockerClient, builder: DockerClient, *, rebuild: bool, report: Report
+    spec: ImageSpec, images: SuiteImages, client: DockerClient, builder: DockerClient, *, rebuild: bool, report: Report
 ) -> ImageResult:
     started = time.monotonic()
     try:
@@ -139,12 +306,10 @@ def _ensure_image(
             status: Literal["built", "skipped"] = "skipped"
         else:
             report(f"{spec.alias}: building")
-            if spec is BASE:
-                _build_base(client, report)
+            if spec is images.base:
+                _build_base(spec, client, report)
             else:
-                context = resources.files("stackctl") / "images" / spec.name
-                with resources.as_file(context) as context_path:
-                    builder.legacy_build(context_path, tags=[spec.alias], cache=not rebuild, pull=False)
+                _build_service(spec, builder, rebuild=rebuild)
             tags = _version_tags(spec, client, report)
             status = "built"
         size = client.image.inspect(spec.alias).size or 0
@@ -169,24 +334,32 @@ def _version_tags(spec: ImageSpec, client: DockerClient, report: Report) -> list
     return [spec.alias, *sorted(tag for tag in current if spec.is_version_tag(tag))]
 
 
-def _build_base(client: DockerClient, report: Report) -> None:
+def _build_service(spec: ImageSpec, builder: DockerClient, *, rebuild: bool) -> None:
+    """`docker build` the image's folder FROM the suite's base image, never pulling."""
+    build_args = {"SUITE": spec.suite, **dict(spec.build_args)}
+    context = resources.files("stackctl") / "images" / spec.name
+    with resources.as_file(context) as context_path:
+        builder.legacy_build(context_path, tags=[spec.alias], build_args=build_args, cache=not rebuild, pull=False)
+
+
+def _build_base(base: ImageSpec, client: DockerClient, report: Report) -> None:
     """mmdebstrap a minimal Debian into a tar file, then `docker import` it under the base tag."""
     mmdebstrap = _mmdebstrap(report)
     apt_clean = resources.files("stackctl") / "images" / "debian" / "docker-clean"
     with tempfile.TemporaryDirectory(prefix="stackctl-base-") as tmp, resources.as_file(apt_clean) as apt_clean_path:
         rootfs = Path(tmp) / "rootfs.tar"
-        report(f"{BASE.alias}: mmdebstrap {SUITE} (minbase)")
+        report(f"{base.alias}: mmdebstrap {base.suite} (minbase)")
         argv = [
             str(mmdebstrap),
             *MMDEBSTRAP_OPTIONS,
             f"--customize-hook=upload {apt_clean_path} /etc/apt/apt.conf.d/docker-clean",
             # apt-get clean, which mmdebstrap runs last, no longer knows these caches by name.
             '--customize-hook=rm -f "$1"/var/cache/apt/*.bin',
-            SUITE,
+            base.suite,
             str(rootfs),
         ]
         host.run(argv, timeout=MMDEBSTRAP_TIMEOUT)
-        client.image.import_(rootfs, BASE.alias, changes=['CMD ["bash"]'])
+        client.image.import_(rootfs, base.alias, changes=['CMD ["bash"]'])
 
 
 def _mmdebstrap(report: Report) -> Path:
@@ -218,7 +391,7 @@ def _builder_client(client: DockerClient, report: Report) -> DockerClient:
     report(f"builder: {'BuildKit' if buildkit else 'classic builder (this docker CLI has no buildx for BuildKit)'}")
     config = client.client_config
     call = ["env", f"DOCKER_BUILDKIT={int(buildkit)}", *config.client_call]
-    return DockerClient(client_config=dataclasses.replace(config, client_call=call, _client_call_with_path=None))
+    return DockerClient(client_call=call, host=config.host, context=config.context, config=config.config)
 
 
 def _buildkit_available(client: DockerClient) -> bool:

@@ -1,96 +1,63 @@
-"""`stackctl init`: detect the Django project, write env files with fresh secrets, render."""
+"""`stackctl init`: detect the Django project, write env files with fresh secrets, render.
+
+Everything is decided and validated in memory first (detection, layout, images, both env
+files, every rendered file), then written at once; a failure writes nothing.
+"""
 
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import secrets
 import ssl
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackctl.adapters.files import read_bytes_or_none
 from stackctl.config import GROUPS, load_config
 from stackctl.config.loader import LoadedConfig
+from stackctl.config.profile import Profile
+from stackctl.config.webimage import (
+    COMPANIONS,
+    FALLBACK_ASGI_APPLICATION,
+    OVERLAY_SETTINGS,
+    STACK_PACKAGES,
+    OverriddenSetting,
+    StackPackage,
+)
+from stackctl.core.detect import DjangoProject, detect_project
+from stackctl.core.images import IMAGE_VARIABLES, local_image_env, official_image_env, python_image_for
+from stackctl.core.layout import ENV_HEADER, ImageChoice, choose_layout
 from stackctl.core.plan import Action, PlannedFile, RenderPlan, apply_plan, plan_files
 from stackctl.core.project import Project
 from stackctl.core.render import render_set
-from stackctl.errors import ConfigProblem, StackctlError
+from stackctl.errors import ConfigProblem
 
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "site-packages"}
-DEPENDENCY_FILES = ("requirements.txt", "requirements/production.txt", "pyproject.toml", "Pipfile.lock")
-GITIGNORE_LINES = (".env", ".env.prod", ".env.*.local", "backups/", "certs/privkey.pem")
+GITIGNORE_LINES = (".env", ".env.prod", ".env.*.local", "backups/", "certs/privkey.pem", ".stackctl/cache/")
+LOCK_OF_KIND = {"poetry": "poetry.lock", "uv": "uv.lock", "pipenv": "Pipfile.lock"}
 
 
 @dataclass(frozen=True)
-class DjangoProject:
-    project_dir: str  # relative to the root, POSIX
-    settings_module: str
-    asgi_application: str
-    dependency_file: str  # relative to project_dir
+class ImageSelection:
+    mode: str  # "local" or "official"
+    reason: str  # why: the flag, or whether a registry answered
+    env: dict[str, str]  # PYTHON_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, NGINX_IMAGE
+    python_source: str | None  # the file(s) the Python requirement came from
 
 
 @dataclass
 class InitResult:
     detected: DjangoProject
     plan: RenderPlan
+    stack_dir: str  # "." or "stack"
+    in_the_way: list[str]
+    images: ImageSelection
+    overlay: list[OverriddenSetting]  # empty when DJANGO_SETTINGS_OVERLAY is off
+    added_packages: list[StackPackage]  # what the image adds because the project does not list it
+    asgi_fallback: bool
     written: list[str] = field(default_factory=list)
     warnings: list[ConfigProblem] = field(default_factory=list)
-
-
-_SETTINGS = re.compile(r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)["']""")
-
-
-def detect(root: Path) -> DjangoProject:
-    """Find manage.py (here or one folder down), the settings and ASGI modules, the deps file."""
-    looked = []
-    candidates = [
-        root / "manage.py",
-        *sorted(p / "manage.py" for p in root.iterdir() if p.is_dir() and p.name not in SKIP_DIRS),
-    ]
-    manage = next((c for c in candidates if c.is_file()), None)
-    if manage is None:
-        raise StackctlError(
-            f"no Django project found in {root}: looked for manage.py here and one folder down",
-            hint="run `stackctl init` in your project's root (the folder holding manage.py or its parent)",
-        )
-    app_dir = manage.parent
-    match = _SETTINGS.search(manage.read_text(encoding="utf-8", errors="replace"))
-    if not match:
-        raise StackctlError(
-            f"{manage}: no DJANGO_SETTINGS_MODULE default found",
-            hint="manage.py should call os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'pkg.settings')",
-        )
-    settings_module = match.group(1)
-    package = settings_module.rsplit(".", 1)[0] if "." in settings_module else ""
-    # settings may be a package (config/settings/production.py): walk up to find asgi.py
-    asgi_module = None
-    parts = package.split(".") if package else []
-    while parts:
-        candidate = app_dir.joinpath(*parts, "asgi.py")
-        looked.append(str(candidate.relative_to(root)))
-        if candidate.is_file():
-            asgi_module = ".".join([*parts, "asgi"])
-            break
-        parts.pop()
-    if asgi_module is None:
-        raise StackctlError(
-            f"no asgi.py found next to {settings_module} (looked at {', '.join(looked) or 'nothing'})",
-            hint="add an asgi.py exposing `application` (django-admin startproject creates one)",
-        )
-    dep = None
-    for name in DEPENDENCY_FILES:
-        if (app_dir / name).is_file():
-            dep = name
-            break
-    if dep is None:
-        raise StackctlError(
-            f"no dependency file in {app_dir}: looked for {', '.join(DEPENDENCY_FILES)}",
-            hint="add a requirements.txt listing Django and daphne",
-        )
-    rel_dir = app_dir.relative_to(root).as_posix() or "."
-    return DjangoProject(rel_dir, settings_module, f"{asgi_module}:application", dep)
 
 
 CA_BUNDLE_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
@@ -104,43 +71,64 @@ def host_ca_bundle() -> str | None:
     return next((path for path in candidates if path and Path(path).is_file()), None)
 
 
-# What the stack runs: daphne serves the app, a postgres driver reaches the db service.
-REQUIRED_PACKAGES = {"daphne": ("daphne",), "a postgres driver": ("psycopg", "psycopg2")}
+def select_images(detected: DjangoProject, choice: ImageChoice) -> ImageSelection:
+    """Local images (from `stackctl images build`) or the official ones; the Python image
+    follows the project's Python requirement either way."""
+    if choice == "auto":
+        from stackctl.adapters.host import registry_answers
+
+        local = not registry_answers()
+        reason = "no image registry answers" if local else "an image registry answers"
+    else:
+        local = choice == "local"
+        reason = f"--{choice}-images"
+    requirement = detected.python
+    where = f"the Python requirement of {requirement.source} ({requirement.spec})" if requirement.spec else "Python"
+    python = python_image_for(requirement.allows, local=local, requirement=where)
+    env = local_image_env() if local else official_image_env()
+    env["PYTHON_IMAGE"] = python.image
+    return ImageSelection("local" if local else "official", reason, env, requirement.source)
 
 
-def missing_packages(root: Path, project: DjangoProject) -> list[ConfigProblem]:
-    """Warn when the dependency file does not mention what the stack needs to run."""
-    path = root / project.project_dir / project.dependency_file
-    text = path.read_text(encoding="utf-8", errors="replace").lower()
-    names = set(re.findall(r"[a-z0-9][a-z0-9._-]*", text))
-    rel = path.relative_to(root).as_posix()
-    return [
-        ConfigProblem(
-            rel,
-            "",
-            "",
-            f"does not list {label}",
-            hint=f"add {candidates[0]} (the web image installs only this file)",
-            severity="warning",
-        )
-        for label, candidates in REQUIRED_PACKAGES.items()
-        if not any(name in names or f"{name}[binary]" in text for name in candidates)
-    ]
+def dependency_values(detected: DjangoProject) -> dict[str, str]:
+    """DJANGO_DEPENDENCY_FILE (the lock, or the requirements file the install starts from) and
+    DJANGO_DEPENDENCY_INCLUDES (every other file it reads), relative to DJANGO_PROJECT_DIR."""
+    deps, base = detected.dependencies, detected.project_dir
+    lock = deps.entry
+    if deps.kind in LOCK_OF_KIND:
+        lock = next((f for f in deps.files if posixpath.basename(f) == LOCK_OF_KIND[deps.kind]), deps.entry)
+    folder = posixpath.dirname(lock)
+    companions = {posixpath.normpath(posixpath.join(folder, name)) for name in COMPANIONS.get(deps.kind, ())}
+    includes = [f for f in deps.files if f != lock and f not in companions]
+    return {
+        "DJANGO_DEPENDENCY_FILE": posixpath.relpath(lock, base),
+        "DJANGO_DEPENDENCY_INCLUDES": ",".join(posixpath.relpath(f, base) for f in includes),
+    }
 
 
-def _values(project: DjangoProject, profile: str, *, local_images: dict[str, str] | None) -> dict[str, str]:
+def added_packages(detected: DjangoProject) -> list[StackPackage]:
+    return [p for p in STACK_PACKAGES if not detected.has_package(*p.provided_by)]
+
+
+def _values(detected: DjangoProject, profile: Profile, images: ImageSelection, project: Project) -> dict[str, str]:
+    settings = detected.settings.prod if profile == "prod" else detected.settings.dev
     values = {
-        "DJANGO_PROJECT_DIR": project.project_dir,
-        "DJANGO_DEPENDENCY_FILE": project.dependency_file,
-        "DJANGO_SETTINGS_MODULE": project.settings_module,
-        "DJANGO_ASGI_APPLICATION": project.asgi_application,
+        "STACK_NAME": _stack_name(project.source),
+        "STACK_DIR": project.root.relative_to(project.source).as_posix() or ".",
+        "DJANGO_PROJECT_DIR": detected.project_dir,
+        **dependency_values(detected),
+        "DJANGO_SETTINGS_MODULE": settings,
+        "DJANGO_ASGI_APPLICATION": detected.asgi_application or FALLBACK_ASGI_APPLICATION,
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
         "DJANGO_DEBUG": "true" if profile == "dev" else "false",
+        **images.env,
     }
+    for optional in ("DJANGO_DEPENDENCY_INCLUDES", "STACK_DIR"):
+        if values[optional] in ("", "."):
+            del values[optional]
     if profile == "prod":
         values.update({"NGINX_BIND_ADDRESS": "0.0.0.0", "HTTP_PORT": "80", "HTTPS_PORT": "443"})
-    values.update(local_images or {})
     bundle = host_ca_bundle()
     if bundle:
         values["BUILD_CA_BUNDLE"] = bundle
@@ -150,7 +138,7 @@ def _values(project: DjangoProject, profile: str, *, local_images: dict[str, str
 def env_text(values: dict[str, str], *, profile: str) -> str:
     """An env file grouped like .env.example; only variables with a value are written."""
     lines = [
-        f"# stackctl {profile} settings. Secrets inside: keep this file out of git (mode 600).",
+        f"{ENV_HEADER}{profile} settings. Secrets inside: keep this file out of git (mode 600).",
         "# Every variable is documented in .env.example.",
     ]
     for group in GROUPS.values():
@@ -161,63 +149,73 @@ def env_text(values: dict[str, str], *, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_images(text: str, images: dict[str, str]) -> str:
+    """`text` with only its image lines set to `images` (missing ones appended)."""
+    for name in IMAGE_VARIABLES:
+        line = f"{name}={images[name]}"
+        text, found = re.subn(rf"^{name}=.*$", line.replace("\\", "\\\\"), text, flags=re.M)
+        if not found:
+            text = text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
+    return text
+
+
 def _stack_name(root: Path) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", root.name.lower()).strip("-_") or "django"
 
 
-def run_init(
-    root: Path,
-    *,
-    dry_run: bool = False,
-    force: bool = False,
-    local_images: dict[str, str] | None = None,
-) -> InitResult:
-    """Detect, validate everything in memory, then write: env files, .gitignore, rendered set."""
-    project = Project.at(root)
-    detected = detect(project.root)
+def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: ImageChoice = "auto") -> InitResult:
+    """Detect, validate everything in memory, then write: env files, .gitignore, rendered set.
+
+    Existing env files are kept; with `images` "local" or "official" only their image lines
+    are rewritten."""
+    layout = choose_layout(root.resolve())
+    project = layout.project
+    detected = detect_project(project.source)
+    selection = select_images(detected, images)
     env_files: dict[str, tuple[bytes, int]] = {}
-    loaded: dict[str, LoadedConfig] = {}
-    for profile in ("dev", "prod"):
+    loaded: dict[Profile, LoadedConfig] = {}
+    profiles: tuple[Profile, ...] = ("dev", "prod")
+    for profile in profiles:
         path = project.env_file(profile)
         existing = read_bytes_or_none(path)
         if existing is None:
-            values = _values(detected, profile, local_images=local_images)
-            values["STACK_NAME"] = _stack_name(project.root)
-            content = env_text(values, profile=profile).encode()
-            env_files[path.name] = (content, 0o600)
-            # validate the new file before anything is written
-            tmp = _scratch(path.name, content)
-            try:
-                loaded[profile] = load_config(tmp, profile=profile, label=str(path))
-            finally:
-                tmp.unlink(missing_ok=True)
+            text = env_text(_values(detected, profile, selection, project), profile=profile)
         else:
-            env_files[path.name] = (existing, 0o600)
-            loaded[profile] = load_config(path, profile=profile)
+            text = existing.decode("utf-8", errors="replace")
+            text = with_images(text, selection.env) if images != "auto" else text
+        env_files[path.name] = (text.encode(), 0o600)
+        loaded[profile] = load_config(path, profile=profile, text=text)  # validated before anything is written
     rendered: dict[str, tuple[bytes, int]] = {}
-    for profile in ("dev", "prod"):
+    for profile in profiles:
         rendered.update(render_set(loaded[profile].config))
     plan = plan_files(project.root, rendered)
-    # env files are never overwritten and .gitignore is merged, so neither can conflict
-    merged = {**env_files, ".gitignore": (_gitignore(project.root), 0o644)}
-    for name, (content, mode) in merged.items():
-        on_disk = read_bytes_or_none(project.root / name)
-        action = Action.CREATE if on_disk is None else (Action.IDENTICAL if on_disk == content else Action.OVERWRITE)
-        plan.files.insert(0, PlannedFile(name, action, content, mode))
-    warnings = loaded["dev"].warnings + loaded["prod"].warnings + missing_packages(project.root, detected)
-    result = InitResult(detected, plan, warnings=warnings)
-    if dry_run:
-        return result
-    result.written = [f.path for f in apply_plan(plan, force=force)]
+    _add_unrendered(plan, project, env_files)
+    overlay_on = loaded["prod"].config.django.django_settings_overlay
+    result = InitResult(
+        detected,
+        plan,
+        stack_dir=project.root.relative_to(project.source).as_posix() or ".",
+        in_the_way=list(layout.in_the_way),
+        images=selection,
+        overlay=list(OVERLAY_SETTINGS) if overlay_on else [],
+        added_packages=added_packages(detected),
+        asgi_fallback=detected.asgi_application is None,
+        warnings=loaded["dev"].warnings + loaded["prod"].warnings,
+    )
+    if not dry_run:
+        result.written = [f.path for f in apply_plan(plan, force=force)]
     return result
 
 
-def _scratch(name: str, content: bytes) -> Path:
-    """A private temp copy of a generated env file (mode 600), used only to validate it."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{name}.", suffix=".check")
-    with open(fd, "wb") as handle:
-        handle.write(content)
-    return Path(tmp)
+def _add_unrendered(plan: RenderPlan, project: Project, env_files: dict[str, tuple[bytes, int]]) -> None:
+    """The env files, the layout marker and .gitignore: never conflicts (env files keep their
+    secrets, .gitignore is merged; in a stack folder, a .gitignore of its own)."""
+    marker, marker_text = project.source_marker()
+    extra = {**env_files, marker: (marker_text, 0o644), ".gitignore": (_gitignore(project.root), 0o644)}
+    for name, (content, mode) in extra.items():
+        on_disk = read_bytes_or_none(project.root / name)
+        action = Action.CREATE if on_disk is None else (Action.IDENTICAL if on_disk == content else Action.OVERWRITE)
+        plan.files.insert(0, PlannedFile(name, action, content, mode))
 
 
 def _gitignore(root: Path) -> bytes:

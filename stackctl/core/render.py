@@ -4,6 +4,9 @@ Two sets: the dev set is rendered from `.env`, the prod set from `.env.prod`. Va
 differ from machine to machine (image names, published ports, the build CA bundle) stay
 compose `${VARIABLES}` read from the same env file, so the rendered files do not change
 when only they do.
+
+Only files named `*.j2` are templates (copier's `templates_suffix`): Jinja renders them and
+the suffix is dropped. Every other file under templates/ is copied byte for byte.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from stackctl import __version__
 from stackctl.config.model import GROUPS, StackConfig
 
 Profile = Literal["dev", "prod"]
+TEMPLATE_SUFFIX = ".j2"
 
 # Fields whose value in .env.example is the project's own, not a generic example.
 PROJECT_FIELDS = {
@@ -31,8 +35,12 @@ PROJECT_FIELDS = {
 @dataclass(frozen=True)
 class Artifact:
     path: str  # relative to the project root, POSIX separators
-    template: str  # relative to the templates folder
+    template: str  # relative to the templates folder; copied as is unless it ends in .j2
     mode: int = 0o644
+
+    @property
+    def is_template(self) -> bool:
+        return self.template.endswith(TEMPLATE_SUFFIX)
 
 
 DEV_SET: tuple[Artifact, ...] = (
@@ -42,10 +50,23 @@ DEV_SET: tuple[Artifact, ...] = (
     Artifact(".dockerignore", "dockerignore.j2"),
     Artifact("nginx/nginx.conf", "nginx/nginx.conf.j2"),
     Artifact(".env.example", "env.example.j2"),
+    Artifact("compose/stackctl/stackctl_settings.py", "compose/stackctl/stackctl_settings.py"),
+    Artifact("compose/stackctl/stackctl_env.py", "compose/stackctl/stackctl_env.py"),
+    Artifact("compose/stackctl/stackctl_asgi.py", "compose/stackctl/stackctl_asgi.py"),
+    Artifact("compose/stackctl/stackctl_verify.py", "compose/stackctl/stackctl_verify.py"),
+    Artifact("compose/stackctl/stackctl_build.py", "compose/stackctl/stackctl_build.py"),
 )
 PROD_STATIC: tuple[Artifact, ...] = (
     Artifact("docker-compose.prod.yml", "docker-compose.prod.yml.j2"),
+    Artifact("compose/Dockerfile.prod", "compose/Dockerfile.j2"),
+    Artifact("compose/Dockerfile.prod.dockerignore", "dockerignore.j2"),
+    Artifact("compose/entrypoint.prod.sh", "compose/entrypoint.sh.j2", 0o755),
     Artifact("nginx/nginx.prod.conf", "nginx/nginx.conf.j2"),
+    Artifact("compose/stackctl/stackctl_settings.py", "compose/stackctl/stackctl_settings.py"),
+    Artifact("compose/stackctl/stackctl_env.py", "compose/stackctl/stackctl_env.py"),
+    Artifact("compose/stackctl/stackctl_asgi.py", "compose/stackctl/stackctl_asgi.py"),
+    Artifact("compose/stackctl/stackctl_verify.py", "compose/stackctl/stackctl_verify.py"),
+    Artifact("compose/stackctl/stackctl_build.py", "compose/stackctl/stackctl_build.py"),
 )
 
 
@@ -59,12 +80,13 @@ def templates_dir() -> Path:
 
 
 def _backup_set(root: Path) -> tuple[Artifact, ...]:
-    """Every file under templates/backup/ is rendered into backup/ (.j2 stripped)."""
+    """Every file under templates/backup/ goes to backup/: the .j2 ones rendered (suffix
+    dropped), the others copied."""
     found = []
     for path in sorted((root / "backup").rglob("*")):
         if path.is_file():
             rel = path.relative_to(root).as_posix()
-            out = rel.removesuffix(".j2")
+            out = rel.removesuffix(TEMPLATE_SUFFIX)
             executable = out.endswith((".sh", ".py"))
             found.append(Artifact(out, rel, 0o755 if executable else 0o644))
     return tuple(found)
@@ -129,17 +151,20 @@ def env_example_groups(cfg: StackConfig) -> list[tuple[str, list[EnvEntry]]]:
     return groups
 
 
-def render_set(cfg: StackConfig, *, profile: Profile | None = None) -> dict[str, tuple[bytes, int]]:
-    """Render one set to {relative path: (content, mode)}. Nothing touches the disk."""
+def render_set(cfg: StackConfig) -> dict[str, tuple[bytes, int]]:
+    """Render the set of cfg's profile to {relative path: (content, mode)}. Nothing is written."""
     env = _environment()
     context = {
         "cfg": cfg,
-        "profile": profile or cfg.profile,
+        "profile": cfg.profile,
         "env_groups": env_example_groups(cfg),
         "stackctl_version": __version__,
     }
     rendered: dict[str, tuple[bytes, int]] = {}
-    for artifact in artifacts_for(profile or cfg.profile):
-        text = env.get_template(artifact.template).render(context)
-        rendered[artifact.path] = (text.encode("utf-8"), artifact.mode)
+    for artifact in artifacts_for(cfg.profile):
+        if artifact.is_template:
+            content = env.get_template(artifact.template).render(context).encode("utf-8")
+        else:
+            content = (templates_dir() / artifact.template).read_bytes()
+        rendered[artifact.path] = (content, artifact.mode)
     return rendered

@@ -22,23 +22,19 @@ from python_on_whales.exceptions import DockerException
 from stackctl.core.backup import (
     SERVICE,
     Kind,
-    Report,
     age_identity,
     backup_container,
     run_script,
     staged,
     take_backup,
 )
+from stackctl.core.progress import Report, quiet
 from stackctl.core.stack import Stack
 from stackctl.errors import BackupError, RestoreError, StackctlError
 
 # Services that do not write app data; every other running service is stopped meanwhile.
 NOT_WRITERS = frozenset({"db", "redis", "nginx", SERVICE})
 SAFETY_LABEL = "pre-restore"
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ def restore_db(
     file: str | Path,
     *,
     confirm: Callable[[str], None],
-    report: Report = _quiet,
+    report: Report = quiet,
     identity: Path | None = None,
     timeout: int = 180,
 ) -> RestoreResult:
@@ -84,7 +80,7 @@ def restore_media(
     file: str | Path,
     *,
     confirm: Callable[[str], None],
-    report: Report = _quiet,
+    report: Report = quiet,
     identity: Path | None = None,
     timeout: int = 180,
 ) -> RestoreResult:
@@ -152,7 +148,7 @@ def _restore(
                 hint="the live data was not replaced; the restore works on a copy until its last step",
             )
         except BaseException:
-            _start(stack, writers, report, timeout, quiet=True)
+            _start(stack, writers, report, timeout, best_effort=True)
             raise
     old = str(payload["old_database"]) if kind == "db" and payload.get("old_database") else None
     kept_old = None
@@ -215,12 +211,8 @@ def _start_while_saving(
 
 def running_writers(stack: Stack) -> list[str]:
     """The running services that may write to the database or the media volume."""
-    try:
-        containers = stack.client.compose.ps()
-    except DockerException as exc:
-        raise RestoreError(f"cannot list the services of {stack.name} (exit {exc.return_code})") from None
-    services = {(c.config.labels or {}).get("com.docker.compose.service", "") for c in containers if c.state.running}
-    return sorted(s for s in services if s and s not in NOT_WRITERS)
+    services = {s.service for s in stack.status().services if s.state == "running"}
+    return sorted(s for s in services if s not in NOT_WRITERS)
 
 
 def _stop(stack: Stack, writers: list[str], report: Report, timeout: int) -> None:
@@ -230,7 +222,7 @@ def _stop(stack: Stack, writers: list[str], report: Report, timeout: int) -> Non
     try:
         stack.client.compose.stop(writers)
     except DockerException as exc:
-        _start(stack, writers, report, timeout, quiet=True)
+        _start(stack, writers, report, timeout, best_effort=True)
         raise RestoreError(
             f"could not stop {', '.join(writers)} (exit {exc.return_code}); nothing was restored"
         ) from None
@@ -245,20 +237,27 @@ def _started(stack: Stack, writers: list[str], report: Report, timeout: int) -> 
     return None
 
 
-def _start(stack: Stack, writers: list[str], report: Report, timeout: int, *, quiet: bool = False) -> None:
+def _start(stack: Stack, writers: list[str], report: Report, timeout: int, *, best_effort: bool = False) -> None:
     """Start the services again and wait until they are healthy."""
     if not writers:
         return
     report(f"starting {', '.join(writers)} and waiting until healthy")
     try:
         # streamed (and dropped) so that compose's own progress does not reach the terminal
-        for _line in stack.client.compose.up(writers, detach=True, wait=True, wait_timeout=timeout, stream_logs=True):
+        for _line in stack.client.compose.up(writers, detach=True, stream_logs=True):
             pass
     except DockerException as exc:
-        if quiet:
+        if best_effort:
             report(f"warning: could not start {', '.join(writers)} again (exit {exc.return_code})")
             return
-        raise StackctlError(f"{', '.join(writers)} did not become healthy within {timeout}s") from None
+        raise StackctlError(f"{', '.join(writers)} could not be started (exit {exc.return_code})") from None
+    try:
+        stack.wait_healthy(timeout=timeout, services=writers)
+    except StackctlError:
+        if best_effort:
+            report(f"warning: {', '.join(writers)} did not become healthy within {timeout}s")
+            return
+        raise
 
 
 def _drop_old(stack: Stack, old: str, report: Report) -> str | None:

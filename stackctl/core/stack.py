@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from python_on_whales import DockerClient
 from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.exceptions import DockerException
 
-from stackctl.adapters.docker import compose_client, describe_failure, project_containers, require_engine
-from stackctl.config import StackConfig, load_config
-from stackctl.core.plan import apply_plan, plan_files
-from stackctl.core.project import Profile, Project
-from stackctl.core.render import render_set
-from stackctl.errors import StackctlError, StackUnhealthy
+from stackctl.adapters.docker import (
+    compose_client,
+    describe_failure,
+    log_streamed,
+    project_containers,
+    require_engine,
+)
+from stackctl.config import StackConfig
+from stackctl.config.profile import Profile
+from stackctl.core.progress import Report, quiet
+from stackctl.core.project import Project
 
-Report = Callable[[str], None]
+if TYPE_CHECKING:
+    from stackctl.core.verify import SettingsReport
+from stackctl.errors import CommandExited, DockerCommandError, StackctlError, StackUnhealthy
 
-
-def _quiet(_: str) -> None:
-    return None
+Stream = Literal["stdout", "stderr"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,13 @@ class StackStatus:
     def unhealthy_services(self) -> list[str]:
         return [s.service for s in self.services if s.state != "running" or s.health not in (None, "healthy")]
 
+    def running(self, service: str) -> ServiceStatus | None:
+        """The running container of `service`, if there is one."""
+        return next((s for s in self.services if s.service == service and s.state == "running"), None)
+
+    def only(self, services: list[str]) -> StackStatus:
+        return StackStatus(self.project, self.profile, [s for s in self.services if s.service in services], self.urls)
+
 
 @dataclass(frozen=True)
 class UpResult:
@@ -58,6 +70,7 @@ class UpResult:
     rendered: list[str]
     seconds: float
     status: StackStatus
+    settings: SettingsReport | None = None  # prod: the settings in effect, verified in web
 
 
 def _failure(service: ServiceStatus, restarts_at_start: int) -> str | None:
@@ -71,83 +84,78 @@ def _failure(service: ServiceStatus, restarts_at_start: int) -> str | None:
     return None
 
 
-class Stack:
-    """One compose project: a Project folder, a profile, its validated config and its client."""
+@dataclass(frozen=True)
+class StackIdentity:
+    """What a running stack is known by: its compose project name and where it answers.
+    Derived from the validated config, and cached by its env file's digest (core/identity.py)
+    so that `stackctl status` need not validate the config again."""
 
-    def __init__(self, project: Project, profile: Profile, *, config: StackConfig | None = None) -> None:
+    name: str
+    urls: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: StackConfig) -> StackIdentity:
+        """Where the stack answers. Ports come from the same env file compose interpolates."""
+        ngx = config.nginx
+        host = "127.0.0.1" if ngx.nginx_bind_address in ("0.0.0.0", "") else ngx.nginx_bind_address
+        scheme, port = ("https", ngx.https_port) if ngx.use_tls else ("http", ngx.http_port)
+        return cls(config.project_name, (f"{scheme}://{host}:{port}/", f"{scheme}://{host}:{port}/graphql"))
+
+
+def _unhealthy_hint(logs: dict[str, str], up_command: str) -> str:
+    """What to do: the known failures by name, else read the logs."""
+    from stackctl.core.images import postgres_data_mismatch_hint
+
+    return postgres_data_mismatch_hint(logs.get("db", "")) or (
+        f"read the logs above; fix the service, then run `{up_command}` again"
+    )
+
+
+class StackView:
+    """A compose project as it runs: its containers, health and logs. Needs only the
+    project's folder, the profile and the stack's identity, not its validated config."""
+
+    def __init__(self, project: Project, profile: Profile, identity: StackIdentity) -> None:
         self.project = project
         self.profile = profile
         self.env_file = project.env_file(profile)
-        self.config = config or load_config(self.env_file, profile=profile).config
-        self.name = self.config.project_name
+        self.identity = identity
+        self.name = identity.name
+        self._client: DockerClient | None = None
+
+    @property
+    def up_command(self) -> str:
+        return "stackctl up --prod" if self.profile == "prod" else "stackctl up"
 
     @property
     def client(self) -> DockerClient:
-        return compose_client(
-            project_dir=self.project.root,
-            compose_files=self.project.compose_files(self.profile),
-            env_file=self.env_file,
-            project_name=self.name,
-        )
-
-    # -- rendering -------------------------------------------------------------------------
-    def ensure_rendered(self, *, force: bool = False) -> list[str]:
-        """Re-render this profile's files when they are stale. Returns the paths written."""
-        plan = plan_files(self.project.root, render_set(self.config))
-        return [f.path for f in apply_plan(plan, force=force)]
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def build(self, report: Report = _quiet) -> None:
-        try:
-            for _source, line in self.client.compose.build(stream_logs=True):
-                text = line.decode(errors="replace").rstrip()
-                if text:
-                    report(text)
-        except DockerException as exc:
-            require_engine(self.client)  # a missing engine is said as such, not as a build failure
-            raise describe_failure(exc, what="docker compose build") from None
-
-    def up(self, *, report: Report = _quiet, timeout: int = 180, build: bool = True) -> UpResult:
-        # No `docker info` up front: only a failure asks whether the engine is there.
-        started = time.monotonic()
-        rendered = self.ensure_rendered()
-        for path in rendered:
-            report(f"rendered {path}")
-        if build:
-            self.build(report)
-        try:
-            for _source, line in self.client.compose.up(detach=True, stream_logs=True, remove_orphans=True):
-                text = line.decode(errors="replace").rstrip()
-                if text:
-                    report(text)
-        except DockerException as exc:
-            require_engine(self.client)
-            failure = describe_failure(exc, what="docker compose up")
-            bad = self.status().unhealthy_services()
-            raise StackUnhealthy(
-                f"{failure.message}\nnot healthy: {', '.join(bad) or 'see logs'}",
-                logs={name: self.tail_logs(name) for name in (bad or self.service_names())},
-                hint="read the logs above; fix the service, then run `stackctl up` again",
-            ) from None
-        status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10))
-        return UpResult(self.name, rendered, time.monotonic() - started, status)
+        if self._client is None:
+            self._client = compose_client(
+                project_dir=self.project.root,
+                compose_files=self.project.compose_files(self.profile),
+                env_file=self.env_file,
+                project_name=self.name,
+            )
+        return self._client
 
     # How often wait_healthy asks (a `docker ps` and one `docker inspect`, 0.06-0.09 s together).
     POLL_SECONDS = 0.1
 
-    def wait_healthy(self, *, timeout: float) -> StackStatus:
-        """Wait until every container runs and passes its healthcheck (one without a
-        healthcheck: runs). Fails at once when one turns unhealthy, exits, or is restarted by
-        its restart policy while we wait; otherwise after `timeout` seconds.
+    def wait_healthy(self, *, timeout: float, services: list[str] | None = None) -> StackStatus:
+        """Wait until every container (of `services`, default all) runs and passes its
+        healthcheck (one without a healthcheck: runs). Fails at once when one turns unhealthy,
+        exits, or is restarted by its restart policy while we wait; otherwise after `timeout`
+        seconds.
 
-        `docker compose up --wait` does the same, but checks every 500 ms and returned
-        0.6-0.9 s after the last container turned healthy on the build host; this is most of
-        that time off every `stackctl up`.
+        `docker compose up --wait` does the same, but checks only every 500 ms (bench/ has the
+        figures); this is the one health wait of stackctl.
         """
         deadline = time.monotonic() + timeout
         first: dict[str, int] = {}
         while True:
             status = self.status()
+            if services is not None:
+                status = status.only(services)
             if status.healthy:
                 return status
             for s in status.services:
@@ -162,19 +170,9 @@ class Stack:
                     message = (
                         f"the stack did not become healthy within {timeout:.0f}s: {', '.join(bad) or 'no containers'}"
                     )
-                raise StackUnhealthy(
-                    message,
-                    logs={name: self.tail_logs(name) for name in (bad or self.service_names())},
-                    hint="read the logs above; fix the service, then run `stackctl up` again",
-                )
+                logs = {name: self.tail_logs(name) for name in (bad or self.service_names())}
+                raise StackUnhealthy(message, logs=logs, hint=_unhealthy_hint(logs, self.up_command))
             time.sleep(self.POLL_SECONDS)
-
-    def down(self, *, volumes: bool = False) -> None:
-        require_engine()
-        try:
-            self.client.compose.down(volumes=volumes, remove_orphans=True, quiet=True)
-        except DockerException as exc:
-            raise describe_failure(exc, what="docker compose down") from None
 
     def service_names(self) -> list[str]:
         try:
@@ -219,14 +217,7 @@ class Stack:
                 )
             )
         services.sort(key=lambda s: s.service)
-        return StackStatus(self.name, self.profile, services, self.urls())
-
-    def urls(self) -> list[str]:
-        """Where the stack answers. Ports come from the same env file compose interpolates."""
-        ngx = self.config.nginx
-        host = "127.0.0.1" if ngx.nginx_bind_address in ("0.0.0.0", "") else ngx.nginx_bind_address
-        scheme, port = ("https", ngx.https_port) if ngx.use_tls else ("http", ngx.http_port)
-        return [f"{scheme}://{host}:{port}/", f"{scheme}://{host}:{port}/graphql"]
+        return StackStatus(self.name, self.profile, services, list(self.identity.urls))
 
     def tail_logs(self, service: str, lines: int = 40) -> str:
         try:
@@ -236,6 +227,7 @@ class Stack:
 
     def logs(self, service: str | None, *, follow: bool, tail: int | None) -> Any:
         require_engine()
+        log_streamed(self.client, "logs", *(["--follow"] if follow else []), *([service] if service else []))
         try:
             return self.client.compose.logs(
                 services=[service] if service else [],
@@ -246,15 +238,101 @@ class Stack:
         except DockerException as exc:
             raise describe_failure(exc, what="docker compose logs") from None
 
-    def manage(self, args: list[str], *, tty: bool) -> str | None:
-        """Run manage.py in the web container. With a terminal it is interactive."""
+
+
+class Stack(StackView):
+    """One compose project with its validated config: render, build, up, down, manage."""
+
+    def __init__(self, project: Project, profile: Profile, *, config: StackConfig) -> None:
+        super().__init__(project, profile, StackIdentity.of(config))
+        self.config = config
+
+    # -- rendering -------------------------------------------------------------------------
+    def ensure_rendered(self, *, force: bool = False) -> list[str]:
+        """Re-render this profile's files when they are stale. Returns the paths written."""
+        from stackctl.core.plan import apply_plan, plan_files
+        from stackctl.core.render import render_set
+
+        plan = plan_files(self.project.root, render_set(self.config))
+        return [f.path for f in apply_plan(plan, force=force)]
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def build(self, report: Report = quiet) -> None:
+        log_streamed(self.client, "build")
+        try:
+            for _source, line in self.client.compose.build(stream_logs=True):
+                text = line.decode(errors="replace").rstrip()
+                if text:
+                    report(text)
+        except DockerException as exc:
+            require_engine(self.client)  # a missing engine is said as such, not as a build failure
+            from stackctl.adapters.host import registry_failure_hint
+
+            hint = registry_failure_hint(exc.stderr or "")
+            if hint:  # not BuildKit's raw "no such host": what to do instead
+                raise DockerCommandError(f"docker compose build failed: {hint.split(':')[0]}", hint=hint) from None
+            raise describe_failure(exc, what="docker compose build") from None
+
+    def up(self, *, report: Report = quiet, timeout: int = 180, build: bool = True) -> UpResult:
+        # No `docker info` up front: only a failure asks whether the engine is there.
+        started = time.monotonic()
+        rendered = self.ensure_rendered()
+        for path in rendered:
+            report(f"rendered {path}")
+        if build:
+            self.build(report)
+        log_streamed(self.client, "up", "-d", "--remove-orphans")
+        try:
+            for _source, line in self.client.compose.up(detach=True, stream_logs=True, remove_orphans=True):
+                text = line.decode(errors="replace").rstrip()
+                if text:
+                    report(text)
+        except DockerException as exc:
+            require_engine(self.client)
+            from stackctl.adapters.host import registry_failure_hint
+
+            pull_hint = registry_failure_hint(exc.stderr or "")
+            if pull_hint:
+                raise DockerCommandError("docker compose up could not get an image", hint=pull_hint) from None
+            failure = describe_failure(exc, what="docker compose up")
+            bad = self.status().unhealthy_services()
+            logs = {name: self.tail_logs(name) for name in (bad or self.service_names())}
+            raise StackUnhealthy(
+                f"{failure.message}\nnot healthy: {', '.join(bad) or 'see logs'}",
+                logs=logs,
+                hint=_unhealthy_hint(logs, self.up_command),
+            ) from None
+        status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10))
+        settings = None
+        if self.profile == "prod":  # healthy is not enough: the settings really in effect
+            from stackctl.core.verify import verify_settings
+
+            report("verifying the settings in effect in web")
+            settings = verify_settings(self)
+        return UpResult(self.name, rendered, time.monotonic() - started, status, settings)
+
+    def down(self, *, volumes: bool = False) -> None:
         require_engine()
+        try:
+            self.client.compose.down(volumes=volumes, remove_orphans=True, quiet=True)
+        except DockerException as exc:
+            raise describe_failure(exc, what="docker compose down") from None
+
+    def manage(self, args: list[str], *, tty: bool) -> Iterator[tuple[Stream, bytes]]:
+        """Run manage.py in the web container. With a terminal it is interactive and talks to
+        the terminal itself (nothing is yielded); without one, its stdout and stderr lines are
+        yielded as they come. Either way, a non-zero exit raises CommandExited with its code."""
+        web = self.status().running("web")
+        if web is None:
+            raise StackctlError(f"the web service of {self.name} is not running", hint=f"start it: {self.up_command}")
         command = ["python", "manage.py", *args]
         try:
-            result = self.client.compose.execute("web", command, tty=tty)
+            if tty:
+                self.client.container.execute(web.container, command, tty=True, interactive=True)
+                return
+            streamed = self.client.container.execute(web.container, command, stream=True)
+            lines = cast("Iterable[tuple[str, bytes]]", streamed)
+            for source, line in lines:
+                yield ("stderr" if source == "stderr" else "stdout"), line
         except DockerException as exc:
-            raise StackctlError(
-                f"manage.py {' '.join(args)} failed in web (exit {exc.return_code})",
-                hint="is the stack up? run `stackctl status`",
-            ) from None
-        return result if isinstance(result, str) else None
+            raise CommandExited(exc.return_code) from None

@@ -19,18 +19,13 @@ while [ $# -gt 0 ]; do
         --label) label=${2:?--label needs a value}; shift 2 ;;
         --from-previous) source_db=${2:?--from-previous needs a database name}; shift 2 ;;
         --label=*) label=${1#--label=}; shift ;;
-        -h | --help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) usage; exit 0 ;;
         *) die "unknown argument: $1" 2 ;;
     esac
 done
-case "$label" in
-    "" | [A-Za-z0-9]*) ;;
-    *) die "a label starts with a letter or digit" 2 ;;
-esac
-case "$label" in
-    *[!A-Za-z0-9_-]*) die "a label may only hold letters, digits, - and _" 2 ;;
-esac
+check_label "$label"
 
+require DB_BACKUPS_DIR BACKUP_COMPRESS_LEVEL
 pg_env
 if [ -z "$source_db" ]; then
     source_db=$POSTGRES_DB
@@ -41,30 +36,24 @@ age_recipients
 mkdir -p -- "$DB_BACKUPS_DIR"
 take_lock db
 
-tmp=""
-cleanup() {
-    [ -z "$tmp" ] || rm -f -- "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+on_exit remove_partial
 
 started=$(now_ms)
 suffix="${label:+-$label}.dump"
 [ "$ENCRYPT" = 0 ] || suffix="$suffix.age"
 name=$(free_name "$DB_BACKUPS_DIR" "$POSTGRES_DB-" "$suffix")
-tmp=$(mktemp "$DB_BACKUPS_DIR/.tmp-db-XXXXXX")
+PARTIAL=$(mktemp "$DB_BACKUPS_DIR/.tmp-db-XXXXXX")
 
 log "dumping $source_db from $PGHOST:$PGPORT to $name"
 if [ "$ENCRYPT" = 1 ]; then
-    pg_dump --no-password -Fc -Z "$COMPRESS_LEVEL" -d "$source_db" | maybe_encrypt >"$tmp"
+    pg_dump --no-password -Fc -Z "$BACKUP_COMPRESS_LEVEL" -d "$source_db" | maybe_encrypt >"$PARTIAL"
 else
     # Straight to the file, so the archive records data offsets (parallel restore needs them).
-    pg_dump --no-password -Fc -Z "$COMPRESS_LEVEL" -d "$source_db" -f "$tmp"
+    pg_dump --no-password -Fc -Z "$BACKUP_COMPRESS_LEVEL" -d "$source_db" -f "$PARTIAL"
 fi
 
-seal "$tmp" "$DB_BACKUPS_DIR/$name"
-tmp=""
+seal "$PARTIAL" "$DB_BACKUPS_DIR/$name"
+PARTIAL=""
 # a dump of the previous database does not vouch for the live one: no success mark
 [ "$source_db" != "$POSTGRES_DB" ] || mark_success db "$name"
 bytes=$(stat -c %s -- "$DB_BACKUPS_DIR/$name")

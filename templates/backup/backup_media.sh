@@ -3,7 +3,7 @@
 #
 # Archive MEDIA_ROOT to /backups/media/media-<UTC YYYYmmddTHHMMSSZ>[-LABEL].tar.gz
 # (.tar.gz.age when BACKUP_AGE_RECIPIENTS is set), atomically, with a NAME.sha256
-# sidecar, then copy both to MEDIA_BACKUP_TARGET when it is set (unless --no-copy):
+# sidecar, then copy both to MEDIA_BACKUP_TARGET when it is not empty (unless --no-copy):
 # a local path, rsync://host/module/path, [user@]host:/path (rsync over ssh) or
 # rclone:remote:path. A failed copy exits 3 and keeps the local archive.
 # Prints one JSON line: {"file", "bytes", "seconds", "sha256", "copied_to", ...}.
@@ -22,31 +22,21 @@ while [ $# -gt 0 ]; do
         --label) label=${2:?--label needs a value}; shift 2 ;;
         --label=*) label=${1#--label=}; shift ;;
         --no-copy) copy=0; shift ;;
-        -h | --help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) usage; exit 0 ;;
         *) die "unknown argument: $1" 2 ;;
     esac
 done
-case "$label" in
-    "" | [A-Za-z0-9]*) ;;
-    *) die "a label starts with a letter or digit" 2 ;;
-esac
-case "$label" in
-    *[!A-Za-z0-9_-]*) die "a label may only hold letters, digits, - and _" 2 ;;
-esac
+check_label "$label"
+
+require MEDIA_ROOT BACKUP_COMPRESS_LEVEL
+require_set MEDIA_BACKUP_TARGET
 [ -d "$MEDIA_ROOT" ] || die "MEDIA_ROOT ($MEDIA_ROOT) is not a folder" 66
 
 age_recipients
 mkdir -p -- "$MEDIA_BACKUPS_DIR"
 take_lock media
 
-tmp=""
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-    [ -z "$tmp" ] || rm -f -- "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+on_exit remove_partial
 
 # GNU tar exits 1 when a file changed while it was read: the archive is still usable.
 archive_media() {
@@ -98,19 +88,19 @@ started=$(now_ms)
 suffix="${label:+-$label}.tar.gz"
 [ "$ENCRYPT" = 0 ] || suffix="$suffix.age"
 name=$(free_name "$MEDIA_BACKUPS_DIR" media- "$suffix")
-tmp=$(mktemp "$MEDIA_BACKUPS_DIR/.tmp-media-XXXXXX")
-level=$COMPRESS_LEVEL
+PARTIAL=$(mktemp "$MEDIA_BACKUPS_DIR/.tmp-media-XXXXXX")
+level=$BACKUP_COMPRESS_LEVEL
 [ "$level" -ge 1 ] || level=1
 
 log "archiving $MEDIA_ROOT to $name"
-archive_media | gzip -n "-$level" | maybe_encrypt >"$tmp"
-seal "$tmp" "$MEDIA_BACKUPS_DIR/$name"
-tmp=""
+archive_media | gzip -n "-$level" | maybe_encrypt >"$PARTIAL"
+seal "$PARTIAL" "$MEDIA_BACKUPS_DIR/$name"
+PARTIAL=""
 mark_success media "$name"
 bytes=$(stat -c %s -- "$MEDIA_BACKUPS_DIR/$name")
 log "wrote $name ($bytes bytes)"
 
-target=${MEDIA_BACKUP_TARGET:-}
+target=$MEDIA_BACKUP_TARGET
 status=0
 copied=null
 if [ "$copy" = 1 ] && [ -n "$target" ]; then

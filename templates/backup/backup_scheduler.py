@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""backup_scheduler.py: run backup_db.sh and backup_media.sh on their cron schedules.
+"""backup_scheduler.py [--run-now KIND]...: run backup_db.sh and backup_media.sh on their
+cron schedules (DB_BACKUP_CRON, MEDIA_BACKUP_CRON); --run-now starts KIND's job (db or
+media) at once, then follows its schedule.
 
 The backup container's main process. A croniter loop, not a cron daemon: one log line per
 event on stdout (never a secret), its state in /backups/.scheduler.json, and on SIGTERM
 or SIGINT it lets a running job finish (up to BACKUP_STOP_FINISH_SECONDS, default 40),
 else stops that job's whole process group (its trap removes the partial file), and
-exits 0. Jobs run one at a time; a run missed while another ran (or while the container
-was down) is skipped, not caught up.
+exits 0. Jobs run one at a time: a job that falls due while the other runs is delayed,
+and starts as soon as that one ends. Runs are never caught up: a job runs once however
+many of its times went by while it was delayed or running, and times that went by while
+the container was down are skipped.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -18,13 +23,16 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backupctl import UTC, Settings, iso, next_runs
+from backupctl import EX_CONFIG, UTC, Settings, SettingsError, iso, next_runs
+
+KINDS = ("db", "media")
 
 
 def log(text: str) -> None:
@@ -56,13 +64,25 @@ class Job:
         }
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
 class Scheduler:
-    def __init__(self, settings: Settings, jobs: list[Job], *, finish_seconds: float) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: list[Job],
+        *,
+        finish_seconds: float,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
         self.settings = settings
         self.jobs = jobs
         self.finish_seconds = finish_seconds
+        self.clock = clock
         self.stop = threading.Event()
-        self.started = dt.datetime.now(UTC)
+        self.started = clock()
 
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
         if not self.stop.is_set():
@@ -73,7 +93,7 @@ class Scheduler:
         state = {
             "pid": os.getpid(),
             "started": iso(self.started),
-            "updated": iso(dt.datetime.now(UTC)),
+            "updated": iso(self.clock()),
             "stopping": self.stop.is_set(),
             "jobs": {job.kind: job.state() for job in self.jobs},
         }
@@ -85,20 +105,27 @@ class Scheduler:
         except OSError as exc:
             log(f"warning: could not write {path}: {exc.strerror}")
 
-    def run(self) -> int:
-        now = dt.datetime.now(UTC)
+    def next_job(self, now: dt.datetime) -> tuple[Job, float]:
+        """The job that comes first and the seconds until it is due (0 or less: due now). A job
+        whose time went by while the other ran is the first, and due at once."""
+        job = min(self.jobs, key=lambda j: j.next_run)
+        return job, (job.next_run - now).total_seconds()
+
+    def run(self, *, run_now: Collection[str] = ()) -> int:
+        now = self.clock()
         for job in self.jobs:
             job.schedule(now)
+            if job.kind in run_now:
+                job.next_run = now
             log(f"{job.kind}: cron {job.cron!r}, next run {iso(job.next_run)}")
         self.write_state()
         while not self.stop.is_set():
-            job = min(self.jobs, key=lambda j: j.next_run)
-            wait = (job.next_run - dt.datetime.now(UTC)).total_seconds()
+            job, wait = self.next_job(self.clock())
             if wait > 0:
                 self.stop.wait(min(wait, 30.0))  # wake up now and then: the clock may jump
                 continue
             self.run_job(job)
-            job.schedule(dt.datetime.now(UTC))
+            job.schedule(self.clock())  # from the end of the run: times that went by are not caught up
             log(f"{job.kind}: next run {iso(job.next_run)}")
             self.write_state()
         self.write_state()
@@ -106,14 +133,14 @@ class Scheduler:
         return 0
 
     def run_job(self, job: Job) -> None:
-        job.running, job.last_run = True, dt.datetime.now(UTC)
+        job.running, job.last_run = True, self.clock()
         self.write_state()
         log(f"{job.kind}: starting {' '.join(job.command)}")
         proc = subprocess.Popen(job.command, start_new_session=True)
         code = self._wait(proc, job)
         job.running, job.last_exit = False, code
         if code == 0:
-            job.last_success = dt.datetime.now(UTC)
+            job.last_success = self.clock()
             log(f"{job.kind}: succeeded")
         else:
             log(f"{job.kind}: failed with exit code {code}")
@@ -143,25 +170,36 @@ class Scheduler:
         return proc.wait()
 
 
-def main() -> int:
-    settings = Settings.from_env()
-    finish = float(os.environ.get("BACKUP_STOP_FINISH_SECONDS") or 40)
-    epoch = dt.datetime.now(UTC)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backup_scheduler.py", description="run the backups on their schedules")
+    parser.add_argument("--run-now", choices=KINDS, action="append", default=[], metavar="KIND")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        jobs = [
-            Job("db", settings.db_cron, ["backup_db.sh"], epoch),
-            Job("media", settings.media_cron, ["backup_media.sh"], epoch),
-        ]
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        log(f"error: {exc}")
+        return EX_CONFIG
+    finish = float(os.environ.get("BACKUP_STOP_FINISH_SECONDS") or 40)
+    epoch = utc_now()
+    jobs = [
+        Job("db", settings.db_cron, ["backup_db.sh"], epoch),
+        Job("media", settings.media_cron, ["backup_media.sh"], epoch),
+    ]
+    try:
         for job in jobs:
             next_runs(job.cron, epoch, 1)
     except (ValueError, KeyError) as exc:
         log(f"error: invalid cron expression: {exc}")
-        return 2
+        return EX_CONFIG
     scheduler = Scheduler(settings, jobs, finish_seconds=finish)
     signal.signal(signal.SIGTERM, scheduler.request_stop)
     signal.signal(signal.SIGINT, scheduler.request_stop)
     log(f"started (db backups in {settings.db_dir}, media archives in {settings.media_dir})")
-    return scheduler.run()
+    return scheduler.run(run_now=args.run_now)
 
 
 if __name__ == "__main__":

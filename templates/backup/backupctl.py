@@ -2,8 +2,9 @@
 """backupctl: list, prune, verify, status and healthcheck of the stack's backups.
 
 Runs inside the backup container (python 3.11 stdlib + croniter); the scripts beside it
-and stackctl call it. The unit tests import it straight from templates/backup/, so this
-file must never contain Jinja syntax.
+and stackctl call it. Its settings come from the environment, with no defaults here: the
+backup service's environment in docker-compose.prod.yml states every one, from the
+validated .env.prod. A command that needs a missing one names it and exits 78.
 
 Backups are files named `<prefix>-<UTC YYYYmmddTHHMMSSZ>[-<label>].<dump|tar.gz>[.age]`
 with a `NAME.sha256` sidecar (sha256sum format). A backup without its sidecar is "bad":
@@ -36,12 +37,20 @@ NAME_RE = re.compile(
 TEMP_PREFIX = ".tmp-"
 ORPHAN_SECONDS = 3600
 GRACE = dt.timedelta(minutes=10)
+EX_CONFIG = 78  # a setting is missing or malformed (sysexits.h)
+TEXT_VARIABLES = ("BACKUP_ROOT", "DB_BACKUPS_DIR", "DB_BACKUP_CRON", "MEDIA_BACKUP_CRON")
+COUNT_VARIABLES = ("DB_BACKUP_RETENTION_DAYS", "DB_BACKUP_KEEP_DAILY", "DB_BACKUP_KEEP_WEEKLY")
+STATED_BY = "the backup service's environment in docker-compose.prod.yml states them"
 
 
 # -- settings ---------------------------------------------------------------------------------
+class SettingsError(Exception):
+    """The environment lacks a setting, or holds one that is not valid."""
+
+
 @dataclass(frozen=True)
 class Settings:
-    """What the container's environment (the stack's .env.prod) says. Defaults match stackctl's."""
+    """What the container's environment says (BACKUP_ROOT from the image, the rest from compose)."""
 
     root: Path
     db_dir: Path
@@ -54,17 +63,25 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every problem at once: each missing variable, then each one that is not a count."""
         env = os.environ if env is None else env
-        root = Path(env.get("BACKUP_ROOT") or "/backups")
+        missing = [name for name in (*TEXT_VARIABLES, *COUNT_VARIABLES) if not env.get(name)]
+        if missing:
+            raise SettingsError(f"not set: {' '.join(missing)} ({STATED_BY})")
+        counts = {name: env[name] for name in COUNT_VARIABLES}
+        bad = [f"{name}={value!r}" for name, value in counts.items() if not (value.isascii() and value.isdigit())]
+        if bad:
+            raise SettingsError(f"not a whole number: {', '.join(bad)}")
+        root = Path(env["BACKUP_ROOT"])
         return cls(
             root=root,
-            db_dir=Path(env.get("DB_BACKUPS_DIR") or root / "db"),
+            db_dir=Path(env["DB_BACKUPS_DIR"]),
             media_dir=root / "media",
-            db_cron=env.get("DB_BACKUP_CRON") or "0 3 * * *",
-            media_cron=env.get("MEDIA_BACKUP_CRON") or "30 3 * * *",
-            retention_days=int(env.get("DB_BACKUP_RETENTION_DAYS") or 30),
-            keep_daily=int(env.get("DB_BACKUP_KEEP_DAILY") or 7),
-            keep_weekly=int(env.get("DB_BACKUP_KEEP_WEEKLY") or 4),
+            db_cron=env["DB_BACKUP_CRON"],
+            media_cron=env["MEDIA_BACKUP_CRON"],
+            retention_days=int(env["DB_BACKUP_RETENTION_DAYS"]),
+            keep_daily=int(env["DB_BACKUP_KEEP_DAILY"]),
+            keep_weekly=int(env["DB_BACKUP_KEEP_WEEKLY"]),
         )
 
     def marker(self, kind: str) -> Path:
@@ -355,7 +372,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings.from_env()
+    if args.command == "emit":
+        print(json.dumps(emit(args.pairs), sort_keys=True), flush=True)
+        return 0
+    if args.command == "verify":
+        code, payload = verify(args.file)
+        _print(payload, args.json)
+        return code
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"backupctl.py: error: {exc}", file=sys.stderr, flush=True)
+        return 1 if args.command == "healthcheck" else EX_CONFIG  # a healthcheck knows only 0 and 1
     if args.command == "list":
         backups = scan(settings.db_dir) + scan(settings.media_dir)
         _print([backup_record(b, hash_files=not args.no_hash) for b in backups], args.json)
@@ -371,10 +399,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"; {len(result['orphans'])} stale temp file(s)",
                 flush=True,
             )
-    elif args.command == "verify":
-        code, payload = verify(args.file)
-        _print(payload, args.json)
-        return code
     elif args.command == "status":
         _print(status(settings), args.json)
     elif args.command == "healthcheck":
@@ -383,8 +407,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = status(settings)
         print(json.dumps(report, sort_keys=True, separators=(",", ":")), flush=True)
         return 0 if report["healthy"] else 1
-    elif args.command == "emit":
-        print(json.dumps(emit(args.pairs), sort_keys=True), flush=True)
     return 0
 
 

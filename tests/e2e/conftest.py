@@ -1,4 +1,5 @@
-"""One prod stack (TLS on) shared by the prod and prod-backup tests: it takes a minute to start."""
+"""One prod stack (TLS on) shared by the prod and prod-backup tests: it takes a minute to start.
+It is removed afterwards with its volumes and the images it built."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.stackenv import Proj, make_project
+from tests.e2e.stackenv import Proj, make_project, remove_built_images
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +20,4 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
         yield proj
     finally:
         proj.stackctl("down", "--volumes", "--yes")
+        remove_built_images(proj.name)  # the web and backup images `up` built

@@ -218,3 +218,20 @@ def containers(proj: Proj, service: str) -> list[Any]:
 
     found = DockerClient().container.list(filters=[("label", f"com.docker.compose.project={proj.name}")])
     return [c for c in found if c.config.labels.get("com.docker.compose.service") == service]
+
+
+def remove_built_images(project: str) -> list[str]:
+    """Remove the images compose built for a project (`<project>-<service>`, e.g. the web
+    and backup images); returns their names. Images the project only uses are kept."""
+    from python_on_whales import DockerClient
+
+    docker = DockerClient()
+    built = [
+        tag
+        for image in docker.image.list()
+        for tag in image.repo_tags
+        if tag.split(":", 1)[0].startswith(f"{project}-")
+    ]
+    if built:
+        docker.image.remove(built, force=True)
+    return built

@@ -1,8 +1,10 @@
 """`stackctl backup` / `stackctl restore` and their core on a real engine.
 
-A small prod compose project stands in for the app: the real rendered backup/ service,
-a `db` from stackctl/postgres:15-bookworm and a `web` that only idles and is healthy, so
-that the restore's stop / start / wait-healthy steps are exercised without building Django.
+A small prod compose project stands in for the app: the real rendered backup/ folder, with
+the environment the rendered docker-compose.prod.yml gives the backup service, a `db` from
+stackctl/postgres:15-bookworm and a `web` that only idles and is healthy, so that the
+restore's stop / start / wait-healthy steps are exercised without building Django. The
+project's built image is removed with it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +23,18 @@ import pytest
 from stackctl.config import load_config
 from stackctl.core import backup as core
 from stackctl.core.project import Project
-from stackctl.core.render import render_set
 from stackctl.core.restore import restore_db
 from stackctl.core.stack import Stack
 from stackctl.errors import Aborted, RestoreError
+from tests.render.stackfiles import backup_environment
 
 pytestmark = pytest.mark.engine
 
 POSTGRES_IMAGE = "stackctl/postgres:15-bookworm"
-COMPOSE = f"""
+
+
+def compose_file(backup_env: dict[str, str]) -> str:
+    return f"""
 services:
   db:
     image: {POSTGRES_IMAGE}
@@ -53,12 +59,15 @@ services:
   backup:
     build: {{context: ./backup, args: {{POSTGRES_IMAGE: {POSTGRES_IMAGE}}}}}
     env_file: [.env.prod]
+    environment: {json.dumps(backup_env)}
     volumes: ["backups:/backups", "media:/srv/media"]
     depends_on: {{db: {{condition: service_healthy}}}}
     stop_grace_period: 60s
     healthcheck: {{test: ["CMD", "backup_healthcheck.sh"], interval: 5s}}
 volumes: {{pgdata: {{}}, backups: {{}}, media: {{}}}}
 """
+
+
 CHECKSUM = "SELECT md5(coalesce(string_agg(n::text, ',' ORDER BY n), '')) FROM numbers"
 
 
@@ -66,7 +75,7 @@ class Proj:
     def __init__(self, root: Path) -> None:
         self.root = root
         loaded = load_config(root / ".env.prod", profile="prod")
-        self.stack = Stack(Project(root), "prod", config=loaded.config)
+        self.stack = Stack(Project.at(root), "prod", config=loaded.config)
 
     def sql(self, query: str) -> str:
         out = self.stack.client.compose.execute(
@@ -90,14 +99,13 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
         f"POSTGRES_IMAGE={POSTGRES_IMAGE}\n"
     )
     (root / ".env.prod").chmod(0o600)
-    (root / "docker-compose.yml").write_text(COMPOSE)
-    (root / "docker-compose.prod.yml").write_text("services: {}\n")
     p = Proj(root)
-    for rel, (content, mode) in render_set(p.stack.config).items():
-        if rel.startswith("backup/"):
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(content)
-            (root / rel).chmod(mode)
+    rendered = tmp_path_factory.mktemp("backup-cli-rendered")
+    backup_env = backup_environment(["docker", "compose"], p.stack.config, rendered)
+    shutil.copytree(rendered / "backup", root / "backup")
+    # the whole project in the prod file, whether the prod stack reads it alone or on top of the base
+    (root / "docker-compose.prod.yml").write_text(compose_file(backup_env))
+    (root / "docker-compose.yml").write_text("services: {}\n")
     try:
         p.stack.client.compose.up(detach=True, wait=True, wait_timeout=300, build=True)
         p.sql("CREATE TABLE numbers (n int PRIMARY KEY); INSERT INTO numbers SELECT generate_series(1, 1000)")
@@ -125,7 +133,7 @@ def test_backup_now_list_verify_prune(proj: Proj, cli: Any) -> None:
     pruned = core.prune_backups(proj.stack, dry_run=True)
     assert pruned.dry_run and set(pruned.kept) >= {m["file"] for m in made}
     status = core.backup_status(proj.stack)
-    assert status["backups.healthy"] is True and status["backups.db.next_run"]
+    assert status.healthy is True and status.db is not None and status.db.next_run
 
 
 def test_restore_without_terminal_or_yes_refuses(proj: Proj, cli: Any) -> None:
@@ -160,8 +168,7 @@ def test_restore_db_round_trip_from_a_host_file(proj: Proj, tmp_path: Path) -> N
 def test_an_app_unhealthy_on_the_restored_db_keeps_the_previous_one(proj: Proj) -> None:
     name = core.backup_now(proj.stack, "db")[0].file
     proj.sql("DELETE FROM numbers WHERE n > 20")
-    backup = core.backup_container(proj.stack)
-    backup.execute(["touch", "/srv/media/.unhealthy"])
+    proj.stack.client.compose.execute("backup", ["touch", "/srv/media/.unhealthy"], tty=False)
     try:
         with pytest.raises(RestoreError) as caught:
             restore_db(proj.stack, name, confirm=lambda _: None, timeout=20)
@@ -170,7 +177,7 @@ def test_an_app_unhealthy_on_the_restored_db_keeps_the_previous_one(proj: Proj) 
         assert proj.sql(f"SELECT count(*) FROM pg_database WHERE datname = '{kept.group(1)}'") == "1"
         assert proj.sql("SELECT count(*) FROM numbers") == "1000"  # the restore itself went through
     finally:
-        backup.execute(["rm", "-f", "/srv/media/.unhealthy"])
+        proj.stack.client.compose.execute("backup", ["rm", "-f", "/srv/media/.unhealthy"], tty=False)
         proj.stack.client.compose.up(["web"], detach=True, wait=True, wait_timeout=60)
     core.run_script(proj.stack, ["restore_db.sh", "--drop-old-only", kept.group(1)], what="drop")
 

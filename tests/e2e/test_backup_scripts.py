@@ -1,20 +1,23 @@
-"""The backup container's scripts on a real engine, without the app stack.
+"""The backup container's scripts on a real engine, without the app stack; first, the
+scheduler's timing against a fixed clock, without an engine.
 
 A private network holds a `db` (stackctl/postgres:15-bookworm, random password) and the
 backup image built from the rendered backup/ folder; every script runs in a throwaway
-container of that image with the backups and media volumes mounted, as in the prod stack.
+container of that image with the backups and media volumes mounted and the environment
+the rendered docker-compose.prod.yml gives the backup service, as in the prod stack.
 Everything a test creates is removed by the fixtures, pass or fail.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +40,9 @@ from stackctl.config.model import (
     StackConfig,
     StorageGroup,
 )
-from stackctl.core.render import render_set
+from tests.render.stackfiles import backup_environment, backup_module
 
-pytestmark = pytest.mark.engine
-
+engine = pytest.mark.engine
 POSTGRES_IMAGE = os.environ.get("STACKCTL_TEST_POSTGRES_IMAGE", "stackctl/postgres:15-bookworm")
 BASE_IMAGE = "stackctl/debian:bookworm"
 DB_NAME = "shop"
@@ -63,7 +65,7 @@ def config() -> StackConfig:
     return StackConfig(
         profile="prod",
         django=DjangoGroup(django_secret_key="x" * 60),
-        database=DatabaseGroup(postgres_password="unused", postgres_db=DB_NAME),
+        database=DatabaseGroup(postgres_password="unused", postgres_user="shopper", postgres_db=DB_NAME),
         cache=CacheGroup(),
         storage=StorageGroup(),
         nginx=NginxGroup(),
@@ -75,6 +77,95 @@ def config() -> StackConfig:
     )
 
 
+# -- the scheduler's timing, on a fixed clock (no engine) ----------------------------------------
+scheduler_module = backup_module("backup_scheduler")
+T0 = dt.datetime(2024, 3, 1, 2, 59, 30, tzinfo=dt.UTC)
+
+
+class Rehearsal(scheduler_module.Scheduler):  # type: ignore[misc, name-defined]
+    """The real loop on a fake clock: waiting moves the clock on, a job takes TAKES[kind]
+    and runs no process, and the loop stops after `runs` jobs. `ran` is (kind, start) per job."""
+
+    def __init__(self, tmp: Path, crons: dict[str, str], takes: dict[str, dt.timedelta], runs: int) -> None:
+        self.now = T0
+        env = {
+            "BACKUP_ROOT": str(tmp),
+            "DB_BACKUPS_DIR": str(tmp / "db"),
+            "DB_BACKUP_CRON": crons["db"],
+            "MEDIA_BACKUP_CRON": crons["media"],
+            "DB_BACKUP_RETENTION_DAYS": "30",
+            "DB_BACKUP_KEEP_DAILY": "7",
+            "DB_BACKUP_KEEP_WEEKLY": "4",
+        }
+        settings = scheduler_module.Settings.from_env(env)
+        jobs = [scheduler_module.Job(kind, crons[kind], [f"{kind}.sh"], T0) for kind in ("db", "media")]
+        super().__init__(settings, jobs, finish_seconds=1, clock=lambda: self.now)
+        self.takes, self.runs, self.ran = takes, runs, []
+        self.stop.wait = self._wait  # type: ignore[method-assign]
+
+    def _wait(self, seconds: float) -> bool:
+        self.now += dt.timedelta(seconds=seconds)
+        return self.stop.is_set()
+
+    def run_job(self, job: Any) -> None:
+        self.ran.append((job.kind, self.now))
+        self.now += self.takes[job.kind]
+        if len(self.ran) == self.runs:
+            self.stop.set()
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
+def test_a_job_due_while_the_other_runs_is_delayed_not_skipped(tmp_path: Path) -> None:
+    rehearsal = Rehearsal(
+        tmp_path,
+        {"db": "0 3 * * *", "media": "30 3 * * *"},
+        {"db": dt.timedelta(minutes=45), "media": dt.timedelta(minutes=5)},
+        runs=4,
+    )
+    assert rehearsal.run() == 0
+    assert rehearsal.ran == [
+        ("db", at("2024-03-01 03:00")),
+        ("media", at("2024-03-01 03:45")),  # 03:30 went by while db ran: it starts when db ends
+        ("db", at("2024-03-02 03:00")),
+        ("media", at("2024-03-02 03:45")),
+    ]
+    jobs = {job.kind: job for job in rehearsal.jobs}
+    assert (jobs["db"].next_run, jobs["media"].next_run) == (at("2024-03-03 03:00"), at("2024-03-03 03:30"))
+
+
+def test_times_that_go_by_while_a_job_runs_are_not_caught_up(tmp_path: Path) -> None:
+    rehearsal = Rehearsal(
+        tmp_path,
+        {"db": "*/5 * * * *", "media": "0 0 1 1 *"},
+        {"db": dt.timedelta(minutes=12), "media": dt.timedelta(0)},
+        runs=3,
+    )
+    rehearsal.run()
+    # 03:05 and 03:10 went by during the first run, 03:20 and 03:25 during the second
+    assert rehearsal.ran == [
+        ("db", at("2024-03-01 03:00")),
+        ("db", at("2024-03-01 03:15")),
+        ("db", at("2024-03-01 03:30")),
+    ]
+
+
+def test_run_now_starts_a_job_at_once_then_follows_its_cron(tmp_path: Path) -> None:
+    rehearsal = Rehearsal(
+        tmp_path,
+        {"db": "0 4 * * *", "media": "30 3 * * *"},
+        {"db": dt.timedelta(minutes=1), "media": dt.timedelta(minutes=1)},
+        runs=3,
+    )
+    rehearsal.run(run_now=["db"])
+    assert rehearsal.ran == [("db", T0), ("media", at("2024-03-01 03:30")), ("db", at("2024-03-01 04:00"))]
+    state = json.loads((tmp_path / ".scheduler.json").read_text())
+    assert state["jobs"]["db"]["next_run"] == "2024-03-02T04:00:00Z"
+
+
+# -- the lab: a db and the backup image on a private network --------------------------------------
 @dataclass
 class Run:
     code: int
@@ -159,16 +250,6 @@ class Lab:
         return sorted(self.run("ls", "-A", folder).out.split())
 
 
-def _build_backup_image(client: DockerClient, where: Path, tag: str) -> None:
-    for rel, (content, mode) in render_set(config()).items():
-        if rel.startswith("backup/"):
-            path = where / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-            path.chmod(mode)
-    client.legacy_build(where / "backup", build_args={"POSTGRES_IMAGE": POSTGRES_IMAGE}, tags=[tag], pull=False)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     client = engine_client()
@@ -176,11 +257,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     uid = uuid.uuid4().hex[:10]
     tag = f"stackctl-test/backup:{uid}"
     password = secrets.token_urlsafe(24)
-    env_file = tmp / "db.env"
+    # The prod stack's backup environment (and the db's: the same POSTGRES_* values), plus the password.
+    environment = backup_environment(["docker", "compose"], config(), tmp / "stack")
+    env_file = tmp / "backup.env"
     env_file.touch(mode=0o600)
-    env_file.write_text(
-        f"POSTGRES_USER=shopper\nPOSTGRES_PASSWORD={password}\nPOSTGRES_DB={DB_NAME}\nPOSTGRES_HOST=db\n"
-    )
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**environment, "POSTGRES_PASSWORD": password}.items()))
     created: list[Any] = []
     try:
         network = client.network.create(f"stackctl-bk-{uid}")
@@ -200,7 +281,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             pull="never",
         )
         assert isinstance(db, Container)
-        _build_backup_image(client, tmp, tag)
+        client.legacy_build(
+            tmp / "stack" / "backup", build_args={"POSTGRES_IMAGE": POSTGRES_IMAGE}, tags=[tag], pull=False
+        )
         lab = Lab(client, tag, network, db, backups, media, env_file, password)
         lab.wait_db()
         yield lab
@@ -242,6 +325,7 @@ def _damage(lab: Lab, good: str, how: str) -> str:
 
 
 # -- the database -----------------------------------------------------------------------------
+@engine
 def test_db_backup_round_trip(lab: Lab, seeded: str) -> None:
     made = lab.run("backup_db.sh").json
     assert re.fullmatch(rf"{DB_NAME}-\d{{8}}T\d{{6}}Z\.dump", made["file"]) and made["bytes"] > 0
@@ -274,6 +358,7 @@ def test_db_backup_round_trip(lab: Lab, seeded: str) -> None:
     assert old not in lab.databases()
 
 
+@engine
 def test_a_backup_in_a_taken_second_waits_for_a_free_name(lab: Lab, seeded: str) -> None:
     # names carry the second: take this second's and the next one's, the script must move on
     taken = (
@@ -292,6 +377,7 @@ def test_a_backup_in_a_taken_second_waits_for_a_free_name(lab: Lab, seeded: str)
     assert ran.json["file"] == dumps[-1] and ran.json["bytes"] > 0
 
 
+@engine
 @pytest.mark.parametrize("how", ["truncated", "flipped"])
 def test_damaged_backup_is_refused_and_db_untouched(lab: Lab, seeded: str, how: str) -> None:
     good = lab.run("backup_db.sh", "--label", "good").json["file"]
@@ -310,6 +396,7 @@ def test_damaged_backup_is_refused_and_db_untouched(lab: Lab, seeded: str, how: 
     assert listed[bad]["sha256_ok"] is None and listed[good]["sha256_ok"] is True
 
 
+@engine
 def test_backup_fails_cleanly_while_the_db_is_down(lab: Lab, seeded: str) -> None:
     lab.run("backup_db.sh")
     before = lab.files("/backups/db")
@@ -326,6 +413,7 @@ def test_backup_fails_cleanly_while_the_db_is_down(lab: Lab, seeded: str) -> Non
         lab.wait_db()
 
 
+@engine
 def test_age_encrypted_round_trip(lab: Lab, seeded: str) -> None:
     keygen = lab.run("sh", "-c", "mkdir -p /backups/.credentials && age-keygen -o /backups/.credentials/age.key 2>&1")
     recipient = re.search(r"age1[0-9a-z]+", keygen.out)
@@ -359,6 +447,7 @@ MEDIA_SEED = (
 MEDIA_SUMS = "cd /srv/media && find . -path ./.restore-tmp -prune -o -type f -print0 | sort -z | xargs -0 sha256sum"
 
 
+@engine
 def test_media_round_trip(lab: Lab) -> None:
     lab.run("sh", "-c", MEDIA_SEED)
     sums = lab.run("sh", "-c", MEDIA_SUMS).out
@@ -373,6 +462,7 @@ def test_media_round_trip(lab: Lab) -> None:
     assert ".restore-tmp" not in lab.files("/srv/media") and ".restore-old" not in lab.files("/srv/media")
 
 
+@engine
 def test_damaged_media_archive_is_refused(lab: Lab) -> None:
     lab.run("sh", "-c", MEDIA_SEED)
     made = lab.run("backup_media.sh").json["file"]
@@ -397,6 +487,7 @@ CMD ["rsync", "--daemon", "--no-detach", "--config=/etc/rsyncd.conf"]
 """
 
 
+@engine
 def test_media_copy_to_an_rsync_daemon(lab: Lab, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(RSYNCD_DOCKERFILE)
     image = f"{lab.tag}-rsyncd"
@@ -424,6 +515,7 @@ def test_media_copy_to_an_rsync_daemon(lab: Lab, tmp_path: Path) -> None:
 
 
 # -- listing, retention, scheduling ----------------------------------------------------------
+@engine
 def test_list_and_prune_dry_run(lab: Lab, seeded: str) -> None:
     lab.run("backup_db.sh")
     listed = lab.run("backupctl.py", "list", "--json").json
@@ -433,63 +525,87 @@ def test_list_and_prune_dry_run(lab: Lab, seeded: str) -> None:
     assert set(pruned["kept"]) | set(pruned["deleted"]) == {b["name"] for b in listed}
 
 
-def test_scheduler_runs_on_cron_and_stops_on_sigterm(lab: Lab, seeded: str) -> None:
+@engine
+@pytest.mark.parametrize(
+    ("command", "variable", "code"),
+    [
+        ("backup_db.sh", "POSTGRES_PORT", 78),
+        ("backup_media.sh", "MEDIA_BACKUP_TARGET", 78),  # may be empty, not absent
+        ("restore_db.sh --check x.dump", "DB_BACKUPS_DIR", 78),
+        ("restore_media.sh --check x.tar.gz", "MEDIA_ROOT", 78),
+        ("backupctl.py list", "DB_BACKUP_KEEP_WEEKLY", 78),
+        ("backupctl.py healthcheck", "DB_BACKUP_CRON", 1),  # a healthcheck's only failure code
+        ("backup_scheduler.py", "MEDIA_BACKUP_CRON", 78),
+    ],
+)
+def test_a_missing_setting_is_named(lab: Lab, command: str, variable: str, code: int) -> None:
+    """No script has defaults of its own: without a variable it stops and names it."""
+    ran = lab.run("sh", "-c", f"unset {variable}; exec timeout 30 {command}", ok=False)
+    assert ran.code == code and f"not set: {variable} " in ran.out, ran.out
+
+
+def _start_scheduler(lab: Lab, name: str, **envs: str) -> Container:
+    """The scheduler as the container's command, told to run the db job at once; neither cron
+    comes round during a test."""
     scheduler = lab.client.run(
         lab.tag,
+        ["backup_scheduler.py", "--run-now", "db"],
         detach=True,
-        name=f"{lab.network.name}-scheduler",
+        name=f"{lab.network.name}-{name}",
         networks=[lab.network],
         env_files=[lab.env_file],
-        envs={"DB_BACKUP_CRON": "* * * * *", "MEDIA_BACKUP_CRON": "0 0 1 1 *"},
+        envs={"DB_BACKUP_CRON": "0 0 1 1 *", "MEDIA_BACKUP_CRON": "0 0 1 1 *", **envs},
         volumes=[(lab.backups, "/backups"), (lab.media, "/srv/media")],
         pull="never",
     )
     assert isinstance(scheduler, Container)
     lab.containers.append(scheduler)
-    logs = ""
-    for _ in range(85):  # a `* * * * *` run comes within 60 s; bounded wait
-        logs = str(lab.client.container.logs(scheduler))
-        if "db: succeeded" in logs:
-            break
-        time.sleep(1)
-    assert "db: succeeded" in logs, logs
+    return scheduler
+
+
+def _wait_for(what: str, probe: Callable[[], str], seconds: float = 60) -> str:
+    """Poll PROBE until its text holds WHAT, for SECONDS at the most; returns the last text."""
+    deadline = time.monotonic() + seconds
+    text = probe()
+    while what not in text and time.monotonic() < deadline:
+        time.sleep(0.5)
+        text = probe()
+    assert what in text, f"no {what!r} within {seconds:.0f} s:\n{text}"
+    return text
+
+
+@engine
+def test_scheduler_runs_a_job_and_stops_on_sigterm(lab: Lab, seeded: str) -> None:
+    scheduler = _start_scheduler(lab, "scheduler")
+    logs = _wait_for("db: succeeded", lambda: str(lab.client.container.logs(scheduler)))
     assert lab.password not in logs
     health = json.loads(str(scheduler.execute(["backup_healthcheck.sh"])))  # one JSON line: the status report
-    assert health["healthy"] is True and health["db"]["last_success"] and health["db"]["next_run"]
+    assert health["healthy"] is True and health["db"]["last_success"]
     state = json.loads(str(scheduler.execute(["cat", "/backups/.scheduler.json"])))
-    assert state["jobs"]["db"]["last_exit"] == 0 and state["jobs"]["db"]["next_run"]
+    next_new_year = f"{dt.datetime.now(dt.UTC).year + 1}-01-01T00:00:00Z"
+    assert state["jobs"]["db"]["last_exit"] == 0 and state["jobs"]["db"]["next_run"] == next_new_year
+    assert state["jobs"]["media"]["last_run"] is None  # only the job named by --run-now
     scheduler.stop(time=30)
     assert lab.client.container.inspect(scheduler.id).state.exit_code == 0
     assert "stopped" in str(lab.client.container.logs(scheduler))
 
 
+LOCKED_SQL = """SELECT count(*) > 0 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+WHERE c.relname = 'items' AND l.mode = 'AccessExclusiveLock' AND l.granted"""
+DUMP_WAITS_SQL = f"SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = '{DB_NAME}' AND wait_event_type = 'Lock'"
+
+
+@engine
 def test_scheduler_aborts_a_stuck_job_on_sigterm(lab: Lab, seeded: str) -> None:
     """A dump blocked on a lock is stopped after BACKUP_STOP_FINISH_SECONDS: no partial file, exit 0."""
     before = lab.files("/backups/db")
     lab.db.execute(
         ["psql", "-U", "shopper", "-d", DB_NAME, "-c", "BEGIN; LOCK TABLE items; SELECT pg_sleep(150)"], detach=True
     )
-    scheduler = lab.client.run(
-        lab.tag,
-        detach=True,
-        name=f"{lab.network.name}-stuck",
-        networks=[lab.network],
-        env_files=[lab.env_file],
-        envs={"DB_BACKUP_CRON": "* * * * *", "MEDIA_BACKUP_CRON": "0 0 1 1 *", "BACKUP_STOP_FINISH_SECONDS": "2"},
-        volumes=[(lab.backups, "/backups"), (lab.media, "/srv/media")],
-        pull="never",
-    )
-    assert isinstance(scheduler, Container)
-    lab.containers.append(scheduler)
     try:
-        logs = ""
-        for _ in range(85):  # bounded wait for the job to start (and block on the lock)
-            logs = str(lab.client.container.logs(scheduler))
-            if "db: starting" in logs:
-                break
-            time.sleep(1)
-        assert "db: starting" in logs, logs
-        time.sleep(2)
+        _wait_for("t", lambda: lab.sql(LOCKED_SQL))
+        scheduler = _start_scheduler(lab, "stuck", BACKUP_STOP_FINISH_SECONDS="2")
+        _wait_for("t", lambda: lab.sql(DUMP_WAITS_SQL))  # the job is stuck
         scheduler.stop(time=40)
         assert lab.client.container.inspect(scheduler.id).state.exit_code == 0
         logs = str(lab.client.container.logs(scheduler))

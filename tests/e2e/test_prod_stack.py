@@ -130,3 +130,61 @@ def test_code_only_redeploy_recreates_web_alone_and_nginx_keeps_serving(prod: Pr
     assert {s: after[s] for s in ("nginx", "db", "redis")} == {s: before[s] for s in ("nginx", "db", "redis")}
     # as soon as `up` returns, nginx serves the new web (no stale upstream, no 502)
     assert prod.gql("{ ping }", base=prod.base_tls) == {"ping": "pong"}
+
+
+def test_manage_shows_the_commands_stdout_stderr_and_exit_code(prod: Proj) -> None:
+    code = "import sys; print('to-stdout'); print('to-stderr', file=sys.stderr); sys.exit(3)"
+    proc = prod.stackctl("manage", "shell", "-v", "0", "-c", code)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "to-stdout"
+    assert proc.stderr.strip() == "to-stderr"  # the command's own words, nothing of ours
+
+
+def test_manage_check_deploy_warnings_are_shown(prod: Proj) -> None:
+    """Django's system check writes its warnings to stderr: they must reach the user."""
+    proc = prod.stackctl("manage", "check", "--deploy", "--tag", "security", "--fail-level", "CRITICAL")
+    assert proc.returncode == 0, proc.stderr
+    assert "System check identified" in proc.stdout + proc.stderr
+    bad = prod.stackctl("manage", "migrate", "no_such_app")
+    assert bad.returncode != 0
+    assert "No installed app with label 'no_such_app'" in bad.stderr
+    assert "is the stack up" not in bad.stderr
+
+
+def test_verbose_shows_each_docker_call(prod: Proj) -> None:
+    proc = prod.stackctl("-v", "status", "--prod")
+    assert proc.returncode == 0, proc.stderr
+    calls = [line for line in proc.stderr.splitlines() if line.startswith("Running command: ")]
+    assert any(" container list " in c for c in calls), proc.stderr
+    assert any(" container inspect " in c for c in calls), proc.stderr
+    quiet = prod.stackctl("status")
+    assert "Running command" not in quiet.stderr
+
+
+def test_status_json_is_typed(prod: Proj) -> None:
+    payload = json.loads(prod.stackctl("status", "--json").stdout)
+    assert payload["healthy"] is True
+    db = payload["backups"]["db"]
+    assert db["next_run"].endswith("Z") or "+" in db["next_run"]
+    assert db["last_success_age_seconds"] is None or isinstance(db["last_success_age_seconds"], int)
+    assert "ago" not in json.dumps(payload["backups"])
+
+
+def test_backup_names_complete_for_restore_db(prod: Proj) -> None:
+    made = prod.stackctl("backup", "now", "db", "--json")
+    assert made.returncode == 0, made.stderr
+    name = json.loads(made.stdout)[0]["file"].rsplit("/", 1)[-1]
+    env = {
+        **os.environ,
+        "_STACKCTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": "stackctl restore db ",
+        "COMP_CWORD": "3",
+    }
+    import subprocess
+
+    from tests.e2e.stackenv import STACKCTL
+
+    done = subprocess.run([str(STACKCTL)], cwd=prod.root, env=env, capture_output=True, text=True, timeout=60)
+    assert name in done.stdout.split(), (name, done.stdout, done.stderr)
+    listed = prod.stackctl("backup", "list")
+    assert name in listed.stdout.split()  # whole names, piped

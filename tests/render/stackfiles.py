@@ -1,4 +1,5 @@
-"""Helpers for the rendered-file tests: fixture configs, rendering into folders, host tools.
+"""Helpers for the rendered-file tests: fixture configs, rendering into folders, host tools,
+and `docker compose config` over a rendered prod tree.
 
 Host tools (hadolint, shellcheck, openssl, docker compose) are plain tests: a missing tool
 skips them on a laptop and fails them in CI (env CI set, or STACKCTL_REQUIRE_ENGINE as
@@ -7,19 +8,22 @@ skips them on a laptop and fails them in CI (env CI set, or STACKCTL_REQUIRE_ENG
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import ModuleType
+from typing import Any, Literal
 
 import pytest
 
 from stackctl.config import StackConfig, load_config
 from stackctl.config.model import variable_names
-from stackctl.core.render import render_set
+from stackctl.core.render import render_set, templates_dir
 
 Profile = Literal["dev", "prod"]
 
@@ -73,8 +77,7 @@ def own_files(rendered: dict[str, tuple[bytes, int]]) -> dict[str, tuple[bytes, 
 
 
 def render_case(case: Case, folder: Path) -> dict[str, tuple[bytes, int]]:
-    cfg = load_fixture(case.env, case.profile, folder)
-    return render_set(cfg, profile=case.profile)
+    return render_set(load_fixture(case.env, case.profile, folder))
 
 
 def write_tree(root: Path, rendered: dict[str, tuple[bytes, int]]) -> None:
@@ -115,3 +118,40 @@ def clean_env() -> dict[str, str]:
 
 def run(args: list[str], *, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def compose_config(compose: list[str], root: Path, files: list[str], env_file: str) -> dict[str, Any]:
+    """`docker compose config --format json` of FILES in ROOT, parsed; compose may not warn."""
+    args = [*compose, "--project-directory", str(root)]
+    for name in files:
+        args += ["-f", str(root / name)]
+    result = run([*args, "--env-file", str(root / env_file), "config", "--format", "json"], cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", f"compose warned: {result.stderr}"
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+PROD_FILES = ["docker-compose.yml", "docker-compose.prod.yml"]
+
+
+def backup_environment(compose: list[str], cfg: StackConfig, folder: Path) -> dict[str, str]:
+    """The environment docker-compose.prod.yml, rendered from the prod config CFG into FOLDER,
+    states for the backup service: what its scripts see in the prod stack, less what
+    .env.prod adds (FOLDER's .env.prod is left empty). FOLDER/backup/ is the rendered folder."""
+    write_tree(folder, own_files(render_set(cfg.model_copy(update={"profile": "dev"}))))
+    write_tree(folder, render_set(cfg))
+    (folder / ".env.prod").write_text("")
+    service = compose_config(compose, folder, PROD_FILES, ".env.prod")["services"]["backup"]
+    return {name: "" if value is None else str(value) for name, value in service["environment"].items()}
+
+
+def backup_module(name: str) -> ModuleType:
+    """templates/backup/NAME.py, imported as it is: it is copied into backup/, not rendered."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, templates_dir() / "backup" / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while a class is built
+        spec.loader.exec_module(module)
+    return sys.modules[name]

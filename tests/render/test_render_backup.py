@@ -1,21 +1,33 @@
-"""The rendered backup/ folder: hadolint, shellcheck, modes, and scripts free of Jinja syntax.
-
-The scripts and python modules are rendered like every template, but hold no Jinja syntax,
-so they render to themselves: the unit tests import backupctl.py from templates/ as is, and
-docs/deployment.md can quote them.
-"""
+"""The rendered backup/ folder: hadolint, shellcheck and modes; files without the .j2 suffix
+copied as they are; and a backup service whose environment states every setting the
+scripts read, with the validated value (they have no defaults of their own)."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from stackctl.core.render import templates_dir
-from tests.render.stackfiles import CASES, find_tool, render_case, run, write_tree
+from stackctl.config import StackConfig
+from stackctl.config.model import GROUPS
+from stackctl.core import render
+from stackctl.core.render import render_set, templates_dir
+from tests.render.stackfiles import (
+    CASES,
+    backup_environment,
+    backup_module,
+    find_tool,
+    load_fixture,
+    render_case,
+    run,
+    write_tree,
+)
 
 PROD = next(case for case in CASES if case.name == "prod")
-SCRIPTS = sorted(p.name for p in (templates_dir() / "backup").iterdir() if not p.name.endswith(".j2"))
+BACKUP_TEMPLATES = templates_dir() / "backup"
+SCRIPTS = sorted(p.name for p in BACKUP_TEMPLATES.iterdir() if not p.name.endswith(".j2"))
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +45,19 @@ def test_the_backup_folder_is_complete_and_modes_are_right(backup_dir: Path) -> 
     assert set(files.values()) == {0o755}
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
-def test_scripts_render_to_themselves(name: str, backup_dir: Path) -> None:
-    assert (backup_dir / name).read_bytes() == (templates_dir() / "backup" / name).read_bytes()
+def test_only_j2_files_go_through_jinja(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file without the suffix is copied byte for byte, text that looks like Jinja included."""
+    tree = tmp_path / "templates"
+    shutil.copytree(templates_dir(), tree)
+    script = '#!/usr/bin/env bash\necho "{{ cfg }} {% if %} ${#keys[@]} {#"\n'
+    (tree / "backup" / "odd.sh").write_text(script)
+    (tree / "backup" / "notes.txt.j2").write_text("{{ cfg.database.postgres_db }}{# dropped #}!\n")
+    monkeypatch.setattr(render, "templates_dir", lambda: tree)
+    cfg = load_fixture(PROD.env, "prod", tmp_path / "cfg")
+    rendered = render_set(cfg)
+    assert rendered["backup/odd.sh"] == (script.encode(), 0o755)
+    assert rendered["backup/notes.txt"] == (f"{cfg.database.postgres_db}!\n".encode(), 0o644)
+    assert "{{" not in rendered["backup/Dockerfile"][0].decode()
 
 
 def test_dockerfile_passes_hadolint(backup_dir: Path) -> None:
@@ -58,10 +80,55 @@ def test_scripts_are_strict(name: str, backup_dir: Path) -> None:
     assert "set -euo pipefail" in text or (text.startswith("#!/bin/sh") and "set -eu" in text)
 
 
-def test_the_backup_service_gets_the_validated_settings(tmp_path: Path) -> None:
-    """.env.prod may leave variables at their defaults: compose states them for the container."""
-    compose = render_case(PROD, tmp_path)["docker-compose.prod.yml"][0].decode()
-    block = compose[compose.index("\n  backup:\n") :]
-    for name in ("POSTGRES_USER", "POSTGRES_DB", "POSTGRES_HOST", "DB_BACKUP_CRON", "MEDIA_ROOT", "MEDIA_BACKUP_CRON"):
-        assert f"\n      {name}: " in block
-    assert "POSTGRES_PASSWORD" not in block  # from .env.prod only
+# -- the settings the scripts read ------------------------------------------------------------
+
+# Not from the backup service's environment: the image's ENV, and .env.prod (never rendered).
+FROM_ELSEWHERE = {"BACKUP_ROOT", "POSTGRES_PASSWORD"}
+# Values other than the defaults, so that a template stating a default instead is caught.
+BACKUP_SETTINGS = {
+    "POSTGRES_PORT": "5433",
+    "DB_BACKUP_CRON": "15 2 * * 1-5",
+    "DB_BACKUP_RETENTION_DAYS": "12",
+    "DB_BACKUP_KEEP_DAILY": "3",
+    "DB_BACKUP_KEEP_WEEKLY": "2",
+    "MEDIA_BACKUP_CRON": "45 4 * * *",
+    "MEDIA_BACKUP_TARGET": "rsync://backup.example.com/module/example",
+    "BACKUP_COMPRESS_LEVEL": "4",
+}
+
+
+def _read_by_the_scripts() -> set[str]:
+    """The variables the shell scripts `require` or `require_set`, and those backupctl.py reads."""
+    names: set[str] = set()
+    for script in BACKUP_TEMPLATES.glob("*.sh"):
+        for line in script.read_text().splitlines():
+            found = re.fullmatch(r"\s*require(?:_set)?((?: [A-Z][A-Z0-9_]*)+)", line)
+            if found:
+                names |= set(found[1].split())
+    backupctl = backup_module("backupctl")
+    return names | {*backupctl.TEXT_VARIABLES, *backupctl.COUNT_VARIABLES}
+
+
+def _model_value(cfg: StackConfig, name: str) -> str:
+    """NAME's value in the validated config, written as compose states it."""
+    for key, group_cls in GROUPS.items():
+        if name.lower() in group_cls.model_fields:
+            value = getattr(getattr(cfg, key), name.lower())
+            if isinstance(value, list):
+                return ",".join(str(v) for v in value)
+            return "" if value is None else str(value)
+    raise AssertionError(f"{name} is not a setting of the config model")
+
+
+def test_the_backup_service_states_every_setting_the_scripts_read(docker_compose: list[str], tmp_path: Path) -> None:
+    cfg = load_fixture(PROD.env, "prod", tmp_path / "cfg", extra=BACKUP_SETTINGS)
+    environment = backup_environment(docker_compose, cfg, tmp_path / "stack")
+    read = _read_by_the_scripts()
+    assert {"BACKUP_ROOT", "POSTGRES_HOST", "MEDIA_BACKUP_TARGET", *BACKUP_SETTINGS} <= read  # the scan works
+    missing = sorted(read - FROM_ELSEWHERE - set(environment))
+    assert not missing, f"docker-compose.prod.yml does not give the backup service {missing}"
+    assert {name: environment[name] for name in read - FROM_ELSEWHERE} == {
+        name: _model_value(cfg, name) for name in read - FROM_ELSEWHERE
+    }
+    assert "POSTGRES_PASSWORD" not in environment  # from .env.prod only
+    assert "ENV BACKUP_ROOT=/backups " in (tmp_path / "stack" / "backup" / "Dockerfile").read_text()

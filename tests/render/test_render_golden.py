@@ -70,8 +70,8 @@ def test_machine_specific_values_do_not_change_the_files(case: Case, tmp_path: P
     """Images, bind address, HTTP port and CA bundle stay ${VARIABLES}: same files either way."""
     plain = render_case(case, tmp_path / "plain")
     cfg = load_fixture(case.env, case.profile, tmp_path / "machine", extra=MACHINE_VALUES)
-    assert own_files(render_set(cfg, profile=case.profile)).keys() == own_files(plain).keys()
-    for rel, (content, _mode) in own_files(render_set(cfg, profile=case.profile)).items():
+    assert own_files(render_set(cfg)).keys() == own_files(plain).keys()
+    for rel, (content, _mode) in own_files(render_set(cfg)).items():
         assert content == plain[rel][0], f"{rel} depends on a machine-specific value"
 
 
@@ -87,7 +87,7 @@ def test_compose_files_read_machine_values_from_the_env_file(tmp_path: Path) -> 
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_nginx_upstream_and_entrypoint_agree_on_ports(concurrency: int, tmp_path: Path) -> None:
     cfg = load_fixture("dev.env", "dev", tmp_path, extra={"WEB_CONCURRENCY": str(concurrency)})
-    files = {rel: content.decode() for rel, (content, _mode) in render_set(cfg, profile="dev").items()}
+    files = {rel: content.decode() for rel, (content, _mode) in render_set(cfg).items()}
     upstream = re.findall(r"server unix:/run/stackctl/daphne-(\d+)\.sock max_fails=0;", files["nginx/nginx.conf"])
     assert [int(p) for p in upstream] == cfg.web_ports == [8000 + i for i in range(concurrency)]
     assert f'WORKERS="${{WEB_CONCURRENCY:-{concurrency}}}"' in files["compose/entrypoint.sh"]
@@ -97,19 +97,20 @@ def test_nginx_upstream_and_entrypoint_agree_on_ports(concurrency: int, tmp_path
 
 
 DEPENDENCY_STEPS = [
-    # (DJANGO_PROJECT_DIR, DJANGO_DEPENDENCY_FILE, COPY line, install fragment)
-    (".", "requirements.txt", "COPY requirements*.txt ./", "pip install -r requirements.txt"),
-    ("example", "requirements.txt", "COPY example/requirements*.txt ./", "pip install -r requirements.txt"),
-    ("./src/", "deps.txt", "COPY src/deps.txt ./", "pip install -r deps.txt"),
+    # (DJANGO_PROJECT_DIR, DJANGO_DEPENDENCY_FILE, COPY line, install fragment); more in test_render_overlay.py
+    (".", "requirements.txt", "COPY requirements.txt /build/requirements.txt", "pip install -r requirements.txt"),
+    ("example", "requirements.txt", "COPY example/requirements.txt /build/example/requirements.txt", "pip install -r"),
+    ("./src/", "deps.txt", "COPY src/deps.txt /build/src/deps.txt", "pip install -r deps.txt"),
     (
         "example",
         "requirements/production.txt",
-        "COPY example/requirements/ ./requirements/",
+        "COPY example/requirements/production.txt /build/example/requirements/production.txt",
         "pip install -r requirements/production.txt",
     ),
-    ("example", "pyproject.toml", "COPY example/pyproject.toml example/uv.lock* ./", "uv export --frozen"),
-    (".", "uv.lock", "COPY pyproject.toml uv.lock* ./", "tomllib"),
-    ("example", "Pipfile.lock", "COPY example/Pipfile.lock ./Pipfile.lock", '["default"]'),
+    ("example", "pyproject.toml", "COPY example/pyproject.toml /build/example/pyproject.toml", "pep621 pyproject.toml"),
+    (".", "uv.lock", "COPY uv.lock /build/uv.lock", "uv sync --locked --no-dev --no-install-project"),
+    ("example", "poetry.lock", "COPY example/poetry.lock /build/example/poetry.lock", "poetry sync --only main"),
+    ("example", "Pipfile.lock", "COPY example/Pipfile /build/example/Pipfile", "pipenv requirements --hash"),
 ]
 
 
@@ -119,7 +120,7 @@ def test_dockerfile_installs_dependencies_before_copying_code(
 ) -> None:
     extra = {"DJANGO_PROJECT_DIR": project_dir, "DJANGO_DEPENDENCY_FILE": dep_file}
     cfg = load_fixture("dev.env", "dev", tmp_path, extra=extra)
-    dockerfile = render_set(cfg, profile="dev")["compose/Dockerfile"][0].decode()
+    dockerfile = render_set(cfg)["compose/Dockerfile"][0].decode()
     builder, final = dockerfile.split("\nFROM ${PYTHON_IMAGE}\n")
     assert copy in builder.splitlines()
     assert install in builder

@@ -5,25 +5,34 @@ python and daphne."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from stackctl.core.render import render_set
-from tests.render.stackfiles import CASES, Case, find_tool, load_fixture, own_files, render_case, run, write_tree
+from tests.render.stackfiles import (
+    CASES,
+    PROD_FILES,
+    Case,
+    compose_config,
+    find_tool,
+    load_fixture,
+    own_files,
+    render_case,
+    run,
+    write_tree,
+)
 
 DEV, PROD, TLS_DEV, TLS_PROD = CASES
 
 
 def _render_variant(tmp_path: Path, **extra: str) -> Path:
     cfg = load_fixture("dev.env", "dev", tmp_path, extra=extra)
-    write_tree(tmp_path, own_files(render_set(cfg, profile="dev")))
+    write_tree(tmp_path, own_files(render_set(cfg)))
     return tmp_path
 
 
@@ -162,17 +171,6 @@ def test_entrypoint_runs_any_other_command(tmp_path: Path) -> None:
 # -- docker compose config --------------------------------------------------------------------
 
 
-def _compose_config(compose: list[str], root: Path, files: list[str], env_file: str) -> dict[str, Any]:
-    args = [*compose, "--project-directory", str(root)]
-    for name in files:
-        args += ["-f", str(root / name)]
-    result = run([*args, "--env-file", str(root / env_file), "config", "--format", "json"], cwd=root)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == "", f"compose warned: {result.stderr}"
-    config: dict[str, Any] = json.loads(result.stdout)
-    return config
-
-
 def _prod_tree(tmp_path: Path, case: Case, base: Case) -> Path:
     """The base file rendered from the dev settings, the prod files from the prod settings, a
     placeholder backup/Dockerfile, and no .env at all."""
@@ -186,7 +184,7 @@ def _prod_tree(tmp_path: Path, case: Case, base: Case) -> Path:
 
 def test_compose_config_dev(docker_compose: list[str], tmp_path: Path) -> None:
     write_tree(tmp_path, own_files(render_case(DEV, tmp_path)))
-    config = _compose_config(docker_compose, tmp_path, ["docker-compose.yml"], ".env")
+    config = compose_config(docker_compose, tmp_path, ["docker-compose.yml"], ".env")
     services = config["services"]
     assert set(services) == {"web", "db", "redis", "nginx"}
     for name, service in services.items():
@@ -225,7 +223,7 @@ def test_compose_config_prod_merge_needs_no_dot_env(
 ) -> None:
     root = _prod_tree(tmp_path, case, base)
     cfg = load_fixture(case.env, "prod", tmp_path)
-    config = _compose_config(docker_compose, root, ["docker-compose.yml", "docker-compose.prod.yml"], ".env.prod")
+    config = compose_config(docker_compose, root, PROD_FILES, ".env.prod")
     services = config["services"]
     assert set(services) == {"web", "db", "redis", "nginx", "backup"}
     for name, service in services.items():
@@ -239,7 +237,9 @@ def test_compose_config_prod_merge_needs_no_dot_env(
     web = services["web"]
     assert web["environment"]["WEB_CONCURRENCY"] == str(cfg.resources.web_concurrency)
     assert web["environment"]["DJANGO_ASGI_APPLICATION"] == cfg.django.django_asgi_application
-    assert web["build"]["args"]["STATIC_ROOT"] == cfg.storage.static_root
+    # built from compose/Dockerfile.prod, rendered from .env.prod (no dev build argument survives)
+    assert web["build"]["dockerfile"] == "compose/Dockerfile.prod" and set(web["build"]["args"]) == {"PYTHON_IMAGE"}
+    assert web["environment"]["STATIC_ROOT"] == cfg.storage.static_root
     assert {v["target"] for v in web["volumes"]} == {cfg.storage.static_root, cfg.storage.media_root, "/run/stackctl"}
     assert web["deploy"]["resources"]["limits"]["cpus"] == float(cfg.resources.web_cpu_limit)
     assert services["db"]["environment"]["POSTGRES_USER"] == cfg.database.postgres_user

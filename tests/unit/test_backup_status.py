@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any, cast
 
-from python_on_whales.exceptions import DockerException
-
-from stackctl.core.backup import backup_status
+from stackctl.core.backup import BackupSchedule, ScheduleEntry, backup_status
 from stackctl.core.stack import ServiceStatus, Stack, StackStatus
+from stackctl.errors import DockerCommandError
 
 
 class NoDocker:
@@ -19,18 +19,16 @@ class NoDocker:
         raise AssertionError(f"unexpected docker call: {name}")
 
 
-class DeadCompose:
-    """A stack whose `docker compose ps` fails, and which counts the calls."""
+class DeadEngine:
+    """A stack whose container listing fails, and which counts the calls."""
 
     def __init__(self) -> None:
         self.calls = 0
-        self.client = self
-        self.compose = self
         self.name = "p-prod"
 
-    def ps(self, **_: Any) -> list[Any]:
+    def status(self) -> StackStatus:
         self.calls += 1
-        raise DockerException(["docker", "compose", "ps"], 1)
+        raise DockerCommandError("docker ps failed (exit 1)")
 
 
 def _status(output: str | None, state: str = "running") -> StackStatus:
@@ -45,19 +43,32 @@ def test_reads_the_health_log_and_recomputes_ages() -> None:
         "db": {"next_run": "2026-11-25T03:00:00Z", "last_success": last, "last_success_age_seconds": 1},
         "media": {"next_run": "2026-11-25T03:30:00Z", "last_success": None, "last_success_age_seconds": None},
     }
-    entries = backup_status(cast(Stack, NoDocker()), _status(json.dumps(report)))
-    assert entries == {
-        "backups.healthy": True,
-        "backups.db.next_run": "2026-11-25T03:00:00Z",
-        "backups.db.last_success": "2h 5m ago",  # from the timestamp, not the stale age
-        "backups.media.next_run": "2026-11-25T03:30:00Z",
-        "backups.media.last_success": "never",
-    }
+    schedule = backup_status(cast(Stack, NoDocker()), _status(json.dumps(report)))
+    assert schedule.healthy is True and schedule.error is None
+    assert schedule.db is not None and schedule.media is not None
+    assert schedule.db.next_run == "2026-11-25T03:00:00Z" and schedule.db.last_success == last
+    # the age comes from the timestamp, not from the stale age the healthcheck printed
+    assert schedule.db.last_success_age_seconds is not None
+    assert abs(schedule.db.last_success_age_seconds - (2 * 3600 + 5 * 60)) <= 5
+    assert schedule.media == ScheduleEntry(
+        next_run="2026-11-25T03:30:00Z", last_success=None, last_success_age_seconds=None
+    )
+
+
+def test_the_schedule_is_typed_data_for_json() -> None:
+    """`status --json` carries ISO times and seconds, never a display string like "2h 5m ago"."""
+    last = "2026-11-24T03:00:05Z"
+    report = {"healthy": False, "db": {"next_run": "2026-11-25T03:00:00Z", "last_success": last}, "media": {}}
+    schedule = backup_status(cast(Stack, NoDocker()), _status(json.dumps(report)))
+    payload = json.loads(json.dumps(dataclasses.asdict(schedule)))
+    assert payload["db"]["last_success"] == last
+    assert isinstance(payload["db"]["last_success_age_seconds"], int)
+    assert "ago" not in json.dumps(payload)
 
 
 def test_falls_back_to_the_container_when_the_log_says_nothing_usable() -> None:
     for output in (None, "", "not json", json.dumps({"other": 1})):
-        stack = DeadCompose()
-        entries = backup_status(cast(Stack, stack), _status(output))
+        stack = DeadEngine()
+        schedule = backup_status(cast(Stack, stack), _status(output))
         assert stack.calls == 1, output  # it asked the container instead
-        assert list(entries) == ["backups"] and entries["backups"].startswith("unavailable"), entries
+        assert schedule == BackupSchedule(healthy=None, error="docker ps failed (exit 1)"), schedule

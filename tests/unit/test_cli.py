@@ -7,28 +7,49 @@ from pathlib import Path
 SECRET = "Very-Secret-Value-" + "x" * 40
 
 
+def _commands(help_text: str) -> list[str]:
+    """The command names of a --help page: the first word of each line under "Commands:"."""
+    _, _, rest = help_text.partition("Commands:\n")
+    names = []
+    for line in rest.splitlines():
+        if not line.startswith("  "):
+            break
+        if not line.startswith("   "):  # continuation lines are indented further
+            names.append(line.split()[0])
+    return names
+
+
 def test_help_lists_the_command_set(cli) -> None:
     result = cli("--help")
     assert result.code == 0
-    for command in (
-        "init",
-        "render",
-        "check",
-        "up",
-        "down",
-        "status",
-        "logs",
-        "manage",
-        "backup",
-        "restore",
-        "engine",
-        "images",
-    ):
-        assert command in result.out
-    sub = cli("backup", "--help")
-    for command in ("now", "list", "verify", "prune"):
-        assert command in sub.out
-    assert {"db", "media"} <= set(cli("restore", "--help").out.split())
+    assert sorted(_commands(result.out)) == sorted(
+        ["init", "render", "check", "up", "down", "status", "logs", "manage", "backup", "restore", "engine", "images"]
+    )
+    assert sorted(_commands(cli("backup", "--help").out)) == ["list", "now", "prune", "verify"]
+    assert sorted(_commands(cli("restore", "--help").out)) == ["db", "media"]
+    assert sorted(_commands(cli("engine", "--help").out)) == ["ensure", "status", "stop"]
+
+
+def test_shell_completion_is_on(cli) -> None:
+    result = cli("--help")
+    assert "--install-completion" in result.out and "--show-completion" in result.out
+
+
+def test_completion_completes_commands(stackctl_proc, tmp_path: Path) -> None:
+    """The protocol the installed bash completion script speaks (typer/click's env variables)."""
+    env = {"_STACKCTL_COMPLETE": "complete_bash", "COMP_WORDS": "stackctl resto", "COMP_CWORD": "1"}
+    result = stackctl_proc(cwd=tmp_path, env=env)
+    assert result.code == 0
+    assert result.out.split() == ["restore"]
+    env = {"_STACKCTL_COMPLETE": "complete_bash", "COMP_WORDS": "stackctl restore ", "COMP_CWORD": "2"}
+    assert stackctl_proc(cwd=tmp_path, env=env).out.split() == ["db", "media"]
+
+
+def test_backup_name_completion_offers_nothing_without_a_stack(stackctl_proc, tmp_path: Path) -> None:
+    """Completing a backup name with no prod stack must not print an error into the shell."""
+    env = {"_STACKCTL_COMPLETE": "complete_bash", "COMP_WORDS": "stackctl restore db ", "COMP_CWORD": "3"}
+    result = stackctl_proc(cwd=tmp_path, env=env)
+    assert result.code == 0 and result.out.strip() == "" and result.err == ""
 
 
 def test_version(cli) -> None:
@@ -77,6 +98,37 @@ def test_destructive_down_refuses_without_terminal(cli, tmp_path: Path) -> None:
     result = cli("down", "--volumes", cwd=tmp_path)
     assert result.code == 9
     assert "no terminal can answer" in result.err and "--yes" in result.err
+
+
+def test_verbose_forwards_the_docker_command_log(monkeypatch, capsys) -> None:
+    """-v shows each command python-on-whales runs (its logger), -vv also stackctl's own lines."""
+    import logging
+
+    from stackctl.adapters.docker import log_commands
+    from stackctl.console import Console
+
+    for name in ("python_on_whales", "stackctl"):
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
+    monkeypatch.setenv("NO_COLOR", "1")
+    log_commands(Console(verbosity=1).debug, verbosity=1)
+    logging.getLogger("python_on_whales.utils").debug("Running command: %s", "docker ps")
+    logging.getLogger("stackctl.docker").debug("compose project x")
+    err = capsys.readouterr().err
+    assert err == "Running command: docker ps\n"
+    log_commands(Console(verbosity=2).debug, verbosity=2)
+    logging.getLogger("stackctl.docker").debug("compose project x")
+    assert "compose project x" in capsys.readouterr().err
+
+
+def test_tables_never_cut_a_cell(capsys, monkeypatch) -> None:
+    from stackctl.console import Console
+
+    monkeypatch.setenv("COLUMNS", "40")
+    name = "django-20261201T200305Z.dump-with-a-long-label"
+    Console().table(("name", "kind", "size"), [(name, "db", "1.2 MB"), ("x", "media", "3 B")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == [name, "db", "1.2", "MB"]
+    assert lines[0].index("kind") == lines[1].index("db")  # aligned
 
 
 def test_debug_env_shows_traceback(cli, tmp_path: Path, monkeypatch) -> None:

@@ -1,13 +1,32 @@
-"""Image tags name true versions: parsing Debian package versions, recognising version tags."""
+"""The registry-free images without an engine: suites, tags naming true versions, the image
+variables, the choice of a Python image, and the hints for an old data directory or no registry."""
 
 from __future__ import annotations
 
+import re
+import socket
+import subprocess
+import threading
+from collections.abc import Callable
 from importlib import resources
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
+from stackctl.adapters import host
 from stackctl.core import images
 from stackctl.errors import StackctlError
+from tests.render.stackfiles import find_tool
+
+IMAGES_DIR = resources.files("stackctl") / "images"
+
+
+def allows(requires_python: str) -> Callable[[str], bool]:
+    """The predicate a caller builds from a project's requires-python."""
+    return SpecifierSet(requires_python).contains
+
+
+# -- versions and tags ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -18,42 +37,306 @@ from stackctl.errors import StackctlError
         ("1.22.1-9+deb12u11", "1.22", "1.22.1"),
         ("3.11.2\n", "3.11", "3.11.2"),
         ("12.12\n", "12", "12.12"),
+        ("17.12-1.pgdg13+1", "17", "17.12"),
+        ("5:8.0.2-3", "8.0", "8.0.2"),
+        ("1.26.3-3+deb13u1", "1.26", "1.26.3"),
+        ("13.8\n", "13", "13.8"),
     ],
 )
 def test_upstream_version(raw: str, series: str, version: str) -> None:
     assert images.upstream_version(raw, series=series) == version
 
 
-@pytest.mark.parametrize(("raw", "series"), [("16.1-1", "15"), ("7.2.4", "7.0"), ("", "15"), ("bookworm/sid", "12")])
+@pytest.mark.parametrize(
+    ("raw", "series"), [("16.1-1", "15"), ("7.2.4", "7.0"), ("", "15"), ("bookworm/sid", "12"), ("trixie/sid", "13")]
+)
 def test_version_outside_the_series_is_refused(raw: str, series: str) -> None:
     with pytest.raises(StackctlError, match="unexpected version"):
         images.upstream_version(raw, series=series)
 
 
-def test_version_tags_are_told_apart_from_aliases() -> None:
-    assert images.POSTGRES.tag_for("15.20") == "stackctl/postgres:15.20-bookworm"
-    assert images.POSTGRES.is_version_tag("stackctl/postgres:15.20-bookworm")
-    assert not images.POSTGRES.is_version_tag("stackctl/postgres:15-bookworm")
-    assert not images.POSTGRES.is_version_tag("stackctl/redis:15.20-bookworm")
-    assert images.BASE.is_version_tag("stackctl/debian:12.12")
-    assert not images.BASE.is_version_tag("stackctl/debian:bookworm")
+def test_trixie_is_the_default_and_names_its_versions_in_the_tags() -> None:
+    trixie = images.images_for()
+    assert [spec.alias for spec in trixie.all] == [
+        "stackctl/debian:trixie",
+        "stackctl/python:3.13-trixie",
+        "stackctl/postgres:17-trixie",
+        "stackctl/redis:8.0-trixie",
+        "stackctl/nginx:1.26-trixie",
+    ]
+    assert trixie.postgres.tag_for("17.12") == "stackctl/postgres:17.12-trixie"
+    assert trixie.postgres.version_argv[-1] == "postgresql-17"
+    assert dict(trixie.postgres.build_args) == {"PG_MAJOR": "17"}
+    assert {spec.suite for spec in trixie.all} == {"trixie"}
 
 
-def test_the_stack_selects_the_series_tags() -> None:
-    assert images.LOCAL_IMAGE_ENV == {
-        "PYTHON_IMAGE": "stackctl/python:3.11-bookworm",
-        "POSTGRES_IMAGE": "stackctl/postgres:15-bookworm",
-        "REDIS_IMAGE": "stackctl/redis:7.0-bookworm",
-        "NGINX_IMAGE": "stackctl/nginx:1.22-bookworm",
-    }
+def test_bookworm_keeps_its_tags_exactly() -> None:
+    bookworm = images.images_for("bookworm")
+    assert [spec.alias for spec in bookworm.all] == [
+        "stackctl/debian:bookworm",
+        "stackctl/python:3.11-bookworm",
+        "stackctl/postgres:15-bookworm",
+        "stackctl/redis:7.0-bookworm",
+        "stackctl/nginx:1.22-bookworm",
+    ]
+    assert bookworm.postgres.version_argv[-1] == "postgresql-15"
+    assert bookworm.base.tag_for("12.15") == "stackctl/debian:12.15"
+
+
+def test_version_tags_are_told_apart_from_aliases_and_other_suites() -> None:
+    trixie, bookworm = images.images_for("trixie"), images.images_for("bookworm")
+    assert bookworm.postgres.is_version_tag("stackctl/postgres:15.20-bookworm")
+    assert not bookworm.postgres.is_version_tag("stackctl/postgres:15-bookworm")
+    assert not bookworm.postgres.is_version_tag("stackctl/redis:15.20-bookworm")
+    assert not bookworm.postgres.is_version_tag("stackctl/postgres:17.12-trixie")
+    assert trixie.postgres.is_version_tag("stackctl/postgres:17.12-trixie")
+    assert not trixie.postgres.is_version_tag("stackctl/postgres:15.20-trixie")
+    assert trixie.base.is_version_tag("stackctl/debian:13.8")
+    assert not trixie.base.is_version_tag("stackctl/debian:12.15")
+    assert bookworm.base.is_version_tag("stackctl/debian:12.15")
+    assert not bookworm.base.is_version_tag("stackctl/debian:bookworm")
+
+
+def test_an_unknown_suite_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(StackctlError) as caught:
+        images.images_for("sid")
+    assert "sid" in caught.value.message and caught.value.hint and "trixie or bookworm" in caught.value.hint
+    with pytest.raises(StackctlError):
+        images.local_image_env("bullseye")
+
+
+# -- the stack's image variables --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", sorted(images.SUITES))
+def test_local_image_env_selects_the_series_tags_the_build_makes(suite: str) -> None:
+    env = images.local_image_env(suite)
+    built = images.images_for(suite)
+    assert tuple(env) == images.IMAGE_VARIABLES
+    assert list(env.values()) == [spec.alias for spec in built.services]
+    for variable, tag in env.items():
+        spec = next(spec for spec in built.services if spec.alias == tag)
+        assert variable == f"{spec.name.upper()}_IMAGE"
+        assert tag.endswith(f"-{suite}") and not spec.is_version_tag(tag)
+
+
+def test_the_deprecated_constant_is_the_default_suite() -> None:
+    assert images.local_image_env() == images.local_image_env("trixie")
+
+
+@pytest.mark.parametrize("suite", sorted(images.SUITES))
+def test_official_image_env_names_official_images_of_the_suite(suite: str) -> None:
+    env = images.official_image_env(suite)
+    assert tuple(env) == images.IMAGE_VARIABLES
+    assert all(not tag.startswith("stackctl/") and ":" in tag for tag in env.values())
+    release = images.SUITES[suite]
+    assert env["PYTHON_IMAGE"] == f"python:{release.python_series}-slim-{suite}"
+    assert env["POSTGRES_IMAGE"].startswith(f"postgres:{release.postgres}")
+
+
+def test_bookworm_official_images_are_the_config_defaults() -> None:
+    from stackctl.config.model import ImagesGroup
+
+    defaults = {name.upper(): field.default for name, field in ImagesGroup.model_fields.items()}
+    assert {key: defaults[key] for key in images.IMAGE_VARIABLES} == images.official_image_env("bookworm")
+
+
+# -- choosing a Python image ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requirement", "local", "chosen"),
+    [
+        (">=3.12", True, ("stackctl/python:3.13-trixie", "trixie")),
+        (">=3.10", True, ("stackctl/python:3.13-trixie", "trixie")),
+        ("<3.12", True, ("stackctl/python:3.11-bookworm", "bookworm")),
+        ("==3.11.*", True, ("stackctl/python:3.11-bookworm", "bookworm")),
+        (">=3.12", False, ("python:3.14-slim-trixie", "trixie")),
+        ("==3.12.*", False, ("python:3.12-slim-trixie", "trixie")),
+        ("<3.12", False, ("python:3.11-slim-trixie", "trixie")),
+        (">=3.10,<3.11", False, ("python:3.10-slim-trixie", "trixie")),
+    ],
+)
+def test_python_image_for(requirement: str, local: bool, chosen: tuple[str, str]) -> None:
+    assert images.python_image_for(allows(requirement), local=local) == chosen
+
+
+def test_python_image_for_one_suite() -> None:
+    picked = images.python_image_for(allows("==3.12.*"), local=False, suite="bookworm")
+    assert picked == ("python:3.12-slim-bookworm", "bookworm")
+    assert picked.image == "python:3.12-slim-bookworm" and picked.suite == "bookworm"
+    assert images.python_image_for(allows(">=3.10"), local=True, suite="bookworm").suite == "bookworm"
+
+
+def test_python_image_for_gets_exact_local_versions_and_official_minors() -> None:
+    seen: list[str] = []
+    with pytest.raises(StackctlError):
+        images.python_image_for(lambda version: bool(seen.append(version)), local=True)
+    assert seen == ["3.13.5", "3.11.2", *images.OFFICIAL_PYTHON_MINORS]  # the last for the error's hint
+
+
+def test_no_local_python_for_312_only_names_what_is_built() -> None:
+    with pytest.raises(StackctlError) as caught:
+        images.python_image_for(allows("==3.12.*"), local=True, requirement="requires-python ==3.12.*")
+    error = caught.value
+    assert "requires-python ==3.12.*" in error.message
+    assert "3.13.5 (trixie)" in error.message and "3.11.2 (bookworm)" in error.message
+    assert error.hint and "python:3.12-slim-trixie" in error.hint and "3.13 or 3.11" in error.hint
+
+
+def test_no_official_python_names_the_minors() -> None:
+    with pytest.raises(StackctlError, match=r"3\.14, 3\.13, 3\.12, 3\.11, 3\.10"):
+        images.python_image_for(allows(">=3.15"), local=False)
+
+
+# -- an old data directory ------------------------------------------------------------------
+
+OFFICIAL_LOGS = (
+    "PostgreSQL Database directory appears to contain a database; Skipping initialization\n"
+    "2026-12-01 10:00:00.000 UTC [1] FATAL:  database files are incompatible with server\n"
+    "2026-12-01 10:00:00.000 UTC [1] DETAIL:  The data directory was initialized by PostgreSQL version 15, "
+    "which is not compatible with this version 17.7 (Debian 17.7-3.pgdg13+1).\n"
+)
+
+
+def test_the_official_images_refusal_gets_the_upgrade_path() -> None:
+    hint = images.postgres_data_mismatch_hint(OFFICIAL_LOGS)
+    assert hint is not None
+    assert "PostgreSQL 15 files" in hint and "PostgreSQL 17" in hint
+    assert "`stackctl backup now db`" in hint and "`stackctl restore db`" in hint and "pg_upgrade" in hint
+
+
+def test_stackctls_entrypoint_refusal_reads_the_same() -> None:
+    """The entrypoint prints the two phrases postgres prints, so one recogniser serves both images."""
+    script = (IMAGES_DIR / "postgres" / "docker-entrypoint.sh").read_text()
+    assert "database files are incompatible with server" in script
+    rendered = re.search(r"The data directory was initialized by .*", script)
+    assert rendered
+    logs = rendered.group(0).replace("$found", "15").replace("$server", "17")
+    hint = images.postgres_data_mismatch_hint("Error: database files are incompatible with server.\n" + logs)
+    assert hint and "PostgreSQL 15 files and the server is PostgreSQL 17" in hint
+
+
+def test_other_db_logs_get_no_hint() -> None:
+    assert images.postgres_data_mismatch_hint("database system is ready to accept connections") is None
+    assert images.postgres_data_mismatch_hint("") is None
+
+
+# -- no registry --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        'Error response from daemon: Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
+        "registry-1.docker.io on 10.0.0.2:53: no such host",
+        "failed to solve: python:3.13-slim-trixie: failed to resolve source metadata for "
+        "docker.io/library/python:3.13-slim-trixie",
+        'Get "https://registry-1.docker.io/v2/": net/http: TLS handshake timeout',
+        "dial tcp 3.94.224.37:443: i/o timeout",
+        "dial tcp 54.1.2.3:443: connect: connection refused",
+        "Error response from daemon: pull access denied for postgres, repository does not exist",
+    ],
+)
+def test_registry_failures_get_the_local_images_fix(stderr: str) -> None:
+    assert host.registry_failure_hint(f"db Pulling\n{stderr}\n") == host.REGISTRY_FIX
+    assert "`stackctl images build`" in host.REGISTRY_FIX and "`stackctl init --local-images`" in host.REGISTRY_FIX
+
+
+@pytest.mark.parametrize(
+    ("stderr", "build"),
+    [
+        (
+            "Error response from daemon: pull access denied for stackctl/python, repository does not exist "
+            "or may require 'docker login'",
+            "`stackctl images build`",
+        ),
+        (
+            "failed to solve: stackctl/postgres:15-bookworm: failed to resolve source metadata for "
+            "docker.io/stackctl/postgres:15-bookworm: pull access denied",
+            "`stackctl images build --suite bookworm`",
+        ),
+    ],
+)
+def test_a_missing_local_image_gets_the_build_fix(stderr: str, build: str) -> None:
+    hint = host.registry_failure_hint(stderr)
+    assert hint and "stackctl/" in hint and hint.endswith(build)
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "",
+        "Container stack-db-1  Healthy",
+        "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
+        "dial unix /var/run/docker.sock: connect: connection refused",
+        "psql: error: connection to server at 127.0.0.1, port 5432 failed: Connection refused",
+        "dial tcp [::1]:8000: connect: connection refused",
+    ],
+)
+def test_other_failures_get_no_registry_hint(stderr: str) -> None:
+    assert host.registry_failure_hint(stderr) is None
+
+
+def test_registry_answers_is_only_a_name_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_up: list[tuple[object, ...]] = []
+
+    def getaddrinfo(*args: object, **kwargs: object) -> list[object]:
+        looked_up.append(args)
+        return [("family", "type", "proto", "", ("192.0.2.1", 443))]
+
+    def no_connection(*args: object, **kwargs: object) -> None:
+        raise AssertionError("registry_answers must not open a connection")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket, "create_connection", no_connection)
+    monkeypatch.setattr(socket.socket, "connect", no_connection)
+    assert host.registry_answers("registry.example")
+    assert looked_up == [("registry.example", 443)]
+
+
+def test_registry_answers_false_when_the_name_fails_or_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fails(*args: object, **kwargs: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fails)
+    assert not host.registry_answers()
+
+    release = threading.Event()
+
+    def hangs(*args: object, **kwargs: object) -> list[object]:
+        release.wait(5)
+        return [("family", "type", "proto", "", ("192.0.2.1", 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hangs)
+    assert not host.registry_answers(timeout=0.05)
+    release.set()
+
+
+# -- build files ---------------------------------------------------------------------------------
 
 
 def test_every_image_has_its_build_files() -> None:
-    root = resources.files("stackctl") / "images"
-    for spec in images.SERVICES:
-        dockerfile = (root / spec.name / "Dockerfile").read_text()
+    for spec in images.images_for().services:
+        dockerfile = (IMAGES_DIR / spec.name / "Dockerfile").read_text()
         assert dockerfile.startswith("#") and "# syntax=" not in dockerfile
-        assert f"FROM {images.BASE.alias}" in dockerfile
+        assert "ARG SUITE=trixie\nFROM stackctl/debian:${SUITE}\n" in dockerfile
         assert "--no-install-recommends" in dockerfile and "rm -rf /var/lib/apt/lists/*" in dockerfile
-    assert (root / "postgres" / "docker-entrypoint.sh").is_file()
-    assert (root / "debian" / "docker-clean").is_file()
+        for arg, _ in spec.build_args:
+            assert f"ARG {arg}=" in dockerfile
+    assert (IMAGES_DIR / "postgres" / "docker-entrypoint.sh").is_file()
+    assert (IMAGES_DIR / "debian" / "docker-clean").is_file()
+
+
+def test_dockerfiles_pass_hadolint() -> None:
+    with resources.as_file(IMAGES_DIR) as root:
+        dockerfiles = sorted(str(path) for path in root.glob("*/Dockerfile"))
+        done = subprocess.run([find_tool("hadolint"), "--no-color", *dockerfiles], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_entrypoints_pass_shellcheck() -> None:
+    with resources.as_file(IMAGES_DIR) as root:
+        scripts = sorted(str(path) for path in root.glob("*/docker-entrypoint.sh"))
+        done = subprocess.run([find_tool("shellcheck"), "--severity=style", *scripts], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -119,19 +119,6 @@ def test_detection_failure_says_what_it_looked_for(cli, tmp_path: Path) -> None:
     assert "looked for manage.py here and one folder down" in result.err
     (tmp_path / "manage.py").write_text("import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site.settings')\n")
     result = cli("init", cwd=tmp_path)
-    assert "no asgi.py found next to site.settings (looked at site/asgi.py)" in result.err
-
-
-def test_dependency_file_detection(cli, tmp_path: Path) -> None:
-    from stackctl.core.init import detect
-
-    (tmp_path / "app").mkdir()
-    (tmp_path / "manage.py").write_text("os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'app.settings')\n")
-    (tmp_path / "app/asgi.py").write_text("application = None\n")
-    (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
-    found = detect(tmp_path)
-    assert (found.project_dir, found.dependency_file, found.asgi_application) == (
-        ".",
-        "pyproject.toml",
-        "app.asgi:application",
-    )
+    assert result.code == 1
+    assert "manage.py: DJANGO_SETTINGS_MODULE default 'site.settings' names no module" in result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "manage.py"]  # nothing written

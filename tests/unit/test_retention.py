@@ -171,8 +171,17 @@ def test_max_age_is_twice_the_longest_gap_plus_grace() -> None:
     assert bc.max_age("* * * * *", NOW) == dt.timedelta(minutes=12)
 
 
-def _settings(root: Path) -> Any:
-    return bc.Settings.from_env({"BACKUP_ROOT": str(root), "DB_BACKUP_CRON": "0 3 * * *"})
+def _settings(root: Path, **values: str) -> Any:
+    env = {
+        "BACKUP_ROOT": str(root),
+        "DB_BACKUPS_DIR": str(root / "db"),
+        "DB_BACKUP_CRON": "0 3 * * *",
+        "MEDIA_BACKUP_CRON": "30 3 * * *",
+        "DB_BACKUP_RETENTION_DAYS": "30",
+        "DB_BACKUP_KEEP_DAILY": "7",
+        "DB_BACKUP_KEEP_WEEKLY": "4",
+    }
+    return bc.Settings.from_env({**env, **values})
 
 
 def test_health_follows_the_marker_or_a_recent_start(tmp_path: Path) -> None:
@@ -200,9 +209,7 @@ def test_prune_deletes_files_sidecars_and_stale_temp_files(tmp_path: Path) -> No
     fresh.write_bytes(b"partial")
     hour_ago = time.time() - 3700
     os.utime(stale, (hour_ago, hour_ago))
-    env = {"BACKUP_ROOT": str(tmp_path), "DB_BACKUP_RETENTION_DAYS": "1", "DB_BACKUP_KEEP_DAILY": "1"}
-    env["DB_BACKUP_KEEP_WEEKLY"] = "0"
-    settings = bc.Settings.from_env(env)
+    settings = _settings(tmp_path, DB_BACKUP_RETENTION_DAYS="1", DB_BACKUP_KEEP_DAILY="1", DB_BACKUP_KEEP_WEEKLY="0")
     dry = bc.prune(settings, dry_run=True)
     assert dry["deleted"] == names[1::-1] and (db / names[0]).exists()
     result = bc.prune(settings, dry_run=False)

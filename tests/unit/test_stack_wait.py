@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from stackctl.core.stack import ServiceStatus, Stack, StackStatus
+from stackctl.core.project import Project
+from stackctl.core.stack import ServiceStatus, StackIdentity, StackStatus, StackView
 from stackctl.errors import StackUnhealthy
 
 
@@ -22,8 +24,9 @@ def _status(*services: tuple[str, str, str | None, int]) -> StackStatus:
     )
 
 
-def _stack(monkeypatch: pytest.MonkeyPatch, statuses: list[StackStatus]) -> tuple[Stack, list[int]]:
-    stack = Stack.__new__(Stack)  # no config, no client: status() is scripted below
+def _stack(monkeypatch: pytest.MonkeyPatch, statuses: list[StackStatus]) -> tuple[StackView, list[int]]:
+    # a running stack needs no config; no client is made: status() is scripted below
+    stack = StackView(Project(Path("/nonexistent"), Path("/nonexistent")), "dev", StackIdentity("p-dev", ()))
     calls = [0]
     feed: Iterator[StackStatus] = iter(statuses)
 
@@ -34,7 +37,7 @@ def _stack(monkeypatch: pytest.MonkeyPatch, statuses: list[StackStatus]) -> tupl
     monkeypatch.setattr(stack, "status", status)
     monkeypatch.setattr(stack, "tail_logs", lambda name, lines=40: f"logs of {name}")
     monkeypatch.setattr(stack, "service_names", lambda: ["web", "db"])
-    monkeypatch.setattr(Stack, "POLL_SECONDS", 0.0)
+    monkeypatch.setattr(StackView, "POLL_SECONDS", 0.0)
     return stack, calls
 
 

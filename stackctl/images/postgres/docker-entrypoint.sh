@@ -6,6 +6,8 @@
 #   - POSTGRES_INITDB_ARGS, POSTGRES_INITDB_WALDIR and POSTGRES_HOST_AUTH_METHOD are honoured;
 #   - /docker-entrypoint-initdb.d/*.sh, *.sql and *.sql.gz run once, on the first start;
 #   - local connections are trusted, host connections need a password (scram-sha-256);
+#   - a PGDATA made by another PostgreSQL major version is refused before anything runs or
+#     changes (the official image would chown it, then let postgres fail on it);
 #   - root only fixes ownership; postgres then replaces this script (exec) as the postgres user,
 #     so that `docker stop` signals reach it.
 set -Eeuo pipefail
@@ -36,6 +38,31 @@ refuse_without_password() {
 
 	       You may also use "POSTGRES_HOST_AUTH_METHOD=trust" to allow all
 	       connections without a password. This is *not* recommended.
+	EOM
+    exit 1
+}
+
+# refuse_other_major: exit before starting when PGDATA holds another major version's files.
+# Nothing is started, upgraded, chowned or chmod-ed. The first two lines say what postgres
+# itself would say (stackctl recognises the same text in the official image's logs).
+refuse_other_major() {
+    [ -s "$PGDATA/PG_VERSION" ] || return 0
+    local found server
+    found="$(tr -d '[:space:]' <"$PGDATA/PG_VERSION")"
+    server="$(postgres -V)"                # "postgres (PostgreSQL) 17.12 (Debian 17.12-1)"
+    server="${server#*) }"
+    server="${server%%[!0-9]*}"
+    [ "$found" != "$server" ] || return 0
+    cat >&2 <<-EOM
+	Error: database files are incompatible with server.
+	       The data directory was initialized by PostgreSQL version $found, which is not compatible with this version $server.
+	       PostgreSQL reads only its own major version's files: nothing was started and
+	       nothing in $PGDATA was changed.
+	       To move the data to PostgreSQL $server, dump it with a PostgreSQL $found image and restore the
+	       dump into an empty data directory with this one: with stackctl, \`stackctl backup now db\`
+	       while POSTGRES_IMAGE is still PostgreSQL $found, then \`stackctl restore db\` on the stack
+	       running PostgreSQL $server with an empty database volume. Or run pg_upgrade (both versions'
+	       binaries) on a copy of the files. To keep them as they are, run a PostgreSQL $found image.
 	EOM
     exit 1
 }
@@ -103,6 +130,10 @@ init_database() {
 
 if [ "${1:0:1}" = '-' ]; then
     set -- postgres "$@"
+fi
+
+if [ "$1" = postgres ]; then
+    refuse_other_major
 fi
 
 if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then

@@ -1,0 +1,261 @@
+"""Verify the settings in effect in a running stack against its validated config.
+
+The web image ships `stackctl_verify` (templates/compose/stackctl/): run in the web container,
+under the settings that really run, it prints one JSON line (DEBUG, the default database,
+STATIC_ROOT/MEDIA_ROOT, whether SECRET_KEY is insecure, `check --deploy`'s messages).
+`compare` holds it against the config; `verify_settings` runs it and raises
+SettingsNotVerified, naming each setting and its fix, when anything is off.
+
+With TLS off (USE_TLS=false) the deployment checks that only HTTPS can satisfy are allowed
+(and listed as such); every other check message is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ValidationError
+from python_on_whales.exceptions import DockerException
+
+from stackctl.config import StackConfig
+from stackctl.config.webimage import VERIFY_MODULE
+from stackctl.errors import SettingsNotVerified, StackctlError, stderr_tail
+
+if TYPE_CHECKING:
+    from stackctl.core.stack import Stack
+
+# Deployment checks only HTTPS can satisfy, and the variable that does when TLS is on.
+TLS_CHECKS: dict[str, str] = {
+    "security.W004": "SECURE_HSTS_SECONDS",
+    "security.W005": "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "security.W008": "SECURE_SSL_REDIRECT",
+    "security.W010": "SESSION_COOKIE_SECURE",
+    "security.W011": "SESSION_COOKIE_SECURE",
+    "security.W012": "SESSION_COOKIE_SECURE",
+    "security.W016": "CSRF_COOKIE_SECURE",
+    "security.W021": "SECURE_HSTS_PRELOAD",
+}
+# Check messages that say what a finding of ours already says.
+SAME_AS_FINDING = {"security.W009": "SECRET_KEY", "security.W018": "DEBUG"}
+POSTGRES = "postgresql"
+
+
+class DeployCheck(BaseModel):
+    id: str
+    level: str
+    msg: str
+    hint: str = ""
+
+
+class DatabaseSeen(BaseModel):
+    vendor: str
+    engine: str
+    host: str
+    name: str
+
+
+class SettingsSeen(BaseModel):
+    """What stackctl_verify printed: the settings in effect in the web container."""
+
+    settings_module: str
+    overlay: bool
+    debug: bool
+    database: DatabaseSeen
+    static_root: str
+    media_root: str
+    secret_key_insecure: bool
+    checks: list[DeployCheck]
+    sentry: str = "off"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One setting in effect that is not what the config says: where, what, and the fix."""
+
+    setting: str
+    found: str
+    expected: str
+    fix: str
+
+    def render(self) -> str:
+        return f"{self.setting}: {self.found} (expected {self.expected}); fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class SettingsReport:
+    profile: str
+    settings_module: str
+    seen: SettingsSeen
+    failures: tuple[Finding, ...]
+    allowed: tuple[Finding, ...]  # deployment checks accepted while TLS is off
+    notes: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def expected_database(cfg: StackConfig) -> tuple[str, str]:
+    """(host, name) the default database must use: DATABASE_URL's, else POSTGRES_HOST/DB."""
+    db = cfg.database
+    if db.database_url is not None:
+        url = urlsplit(db.database_url.get_secret_value())
+        return url.hostname or "", unquote(url.path.lstrip("/"))
+    return db.postgres_host, db.postgres_db
+
+
+def _settings_fix(cfg: StackConfig, what: str) -> str:
+    """How to make the project's settings module honour a variable."""
+    dj = cfg.django
+    if dj.django_settings_overlay:
+        return (
+            f"the overlay sets {what}, so something replaced it: check that the ASGI module "
+            f"({dj.django_asgi_application}) uses os.environ.setdefault for DJANGO_SETTINGS_MODULE"
+        )
+    return (
+        f"read {what} from the environment in {dj.django_settings_module}, "
+        "or set DJANGO_SETTINGS_OVERLAY=true so that stackctl's overlay sets it"
+    )
+
+
+def _core_findings(cfg: StackConfig, seen: SettingsSeen) -> list[Finding]:
+    found: list[Finding] = []
+    image = cfg.web_image
+    if seen.settings_module != image.settings_module:
+        found.append(
+            Finding(
+                "DJANGO_SETTINGS_MODULE",
+                seen.settings_module,
+                image.settings_module,
+                "let DJANGO_SETTINGS_MODULE come from the environment: use os.environ.setdefault in "
+                f"{cfg.django.django_asgi_application.partition(':')[0]} and manage.py",
+            )
+        )
+    if seen.debug != cfg.django.django_debug:
+        wanted = str(cfg.django.django_debug)
+        found.append(Finding("DEBUG", str(seen.debug), wanted, _settings_fix(cfg, "DEBUG (DJANGO_DEBUG)")))
+    host, name = expected_database(cfg)
+    db = seen.database
+    where = f"{db.vendor or 'none'} at {db.host or '(no host)'}, database {db.name or '(none)'}"
+    if db.vendor != POSTGRES or db.host != host or db.name != name:
+        found.append(
+            Finding(
+                "DATABASES['default']",
+                where,
+                f"{POSTGRES} at {host}, database {name}",
+                _settings_fix(cfg, "DATABASES from DATABASE_URL or POSTGRES_*"),
+            )
+        )
+    for setting, value, wanted in (
+        ("STATIC_ROOT", seen.static_root, cfg.storage.static_root),
+        ("MEDIA_ROOT", seen.media_root, cfg.storage.media_root),
+    ):
+        if (value.rstrip("/") or "/") != wanted:
+            volume = "static" if setting == "STATIC_ROOT" else "media"
+            found.append(
+                Finding(
+                    setting,
+                    value or "(not set)",
+                    f"{wanted} (the {volume} volume nginx serves)",
+                    _settings_fix(cfg, setting),
+                )
+            )
+    return found
+
+
+def _deploy_findings(cfg: StackConfig, seen: SettingsSeen, done: set[str]) -> tuple[list[Finding], list[Finding]]:
+    failures: list[Finding] = []
+    allowed: list[Finding] = []
+    if seen.secret_key_insecure:
+        failures.append(
+            Finding(
+                "SECRET_KEY",
+                "insecure (empty, under 50 characters, under 5 distinct ones, or django-insecure-)",
+                "50+ random characters",
+                _settings_fix(cfg, "SECRET_KEY (DJANGO_SECRET_KEY)")
+                + "; generate one: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'",
+            )
+        )
+        done.add("SECRET_KEY")
+    for check in seen.checks:
+        if SAME_AS_FINDING.get(check.id) in done:
+            continue
+        variable = TLS_CHECKS.get(check.id)
+        finding = Finding(
+            check.id,
+            f"{check.level}: {check.msg}",
+            "no message from check --deploy",
+            f"set {variable} in the env file" if variable else (check.hint or "see `manage.py check --deploy`"),
+        )
+        if variable and not cfg.nginx.use_tls:
+            allowed.append(
+                Finding(finding.setting, finding.found, "allowed while USE_TLS=false", f"with TLS on, set {variable}")
+            )
+        else:
+            failures.append(finding)
+    return failures, allowed
+
+
+def _notes(cfg: StackConfig, seen: SettingsSeen) -> list[str]:
+    if cfg.django.sentry_dsn is None:
+        return []
+    if seen.sentry == "missing":
+        return ["SENTRY_DSN is set but the project does not install sentry-sdk: errors are not reported"]
+    if seen.sentry == "off":
+        return ["SENTRY_DSN is set but the settings in effect did not initialise sentry-sdk"]
+    return []
+
+
+def compare(cfg: StackConfig, seen: SettingsSeen) -> SettingsReport:
+    """Hold the settings in effect against the config. Prod adds the deployment rules."""
+    failures = _core_findings(cfg, seen)
+    allowed: list[Finding] = []
+    if cfg.profile == "prod":
+        deploy, allowed = _deploy_findings(cfg, seen, {f.setting for f in failures})
+        failures += deploy
+    return SettingsReport(
+        cfg.profile, seen.settings_module, seen, tuple(failures), tuple(allowed), tuple(_notes(cfg, seen))
+    )
+
+
+def parse_probe(output: str) -> SettingsSeen:
+    """The last line of the probe's stdout, as SettingsSeen."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    try:
+        return SettingsSeen.model_validate(json.loads(lines[-1]))
+    except (IndexError, ValueError, ValidationError) as exc:
+        raise StackctlError(
+            f"{VERIFY_MODULE} printed no settings report ({type(exc).__name__})",
+            hint="is the web image built by this version of stackctl? run `stackctl up` to rebuild it",
+        ) from None
+
+
+def run_probe(stack: Stack) -> str:
+    """Run stackctl_verify in the web container (its working directory, /app)."""
+    try:
+        output = stack.client.compose.execute("web", ["python", "-m", VERIFY_MODULE], tty=False)
+    except DockerException as exc:
+        raise StackctlError(
+            f"could not read the settings in effect in web (exit {exc.return_code})\n{stderr_tail(exc.stderr, 5)}",
+            hint=f"is the stack up? see `stackctl logs web`, or start it: {stack.up_command}",
+        ) from None
+    return output or ""
+
+
+def verify_settings(stack: Stack, *, probe: Callable[[Stack], str] = run_probe) -> SettingsReport:
+    """The settings in effect in `stack`'s web container, compared with its config; raises
+    SettingsNotVerified (exit 6) listing each failure and its fix."""
+    report = compare(stack.config, parse_probe(probe(stack)))
+    if report.failures:
+        env_name = stack.env_file.name
+        lines = "\n".join(f"  {f.render()}" for f in report.failures)
+        raise SettingsNotVerified(
+            f"the settings in effect in web ({report.settings_module}) do not match {env_name}:\n{lines}",
+            findings=report.failures,
+            hint=f"fix them, then run `{stack.up_command}` again",
+        )
+    return report

@@ -1,0 +1,229 @@
+"""stackctl.core.verify: the settings in effect (what stackctl_verify prints) against the config.
+
+The exec in the web container is stubbed: each test hands verify_settings the JSON line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from python_on_whales.exceptions import DockerException
+
+from stackctl.config import StackConfig, load_config
+from stackctl.config.webimage import OVERLAY_MODULE, VERIFY_MODULE
+from stackctl.core.verify import TLS_CHECKS, compare, parse_probe, run_probe, verify_settings
+from stackctl.errors import SettingsNotVerified, StackctlError
+
+KEY = "k9-" + "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMN"
+PROD = f"""
+DJANGO_SECRET_KEY={KEY}
+POSTGRES_PASSWORD=pw-not-a-secret
+DJANGO_ALLOWED_HOSTS=example.com
+POSTGRES_DB=shop
+STATIC_ROOT=/var/www/static
+"""
+
+
+def config(tmp_path: Path, extra: str = "", profile: str = "prod") -> StackConfig:
+    path = tmp_path / (".env.prod" if profile == "prod" else ".env")
+    path.write_text(PROD + extra)
+    (tmp_path / "certs").mkdir(exist_ok=True)
+    for name in ("fullchain.pem", "privkey.pem"):
+        (tmp_path / "certs" / name).write_text("placeholder\n")
+    return load_config(path, profile=profile).config  # type: ignore[arg-type]
+
+
+TLS = """
+USE_TLS=true
+SESSION_COOKIE_SECURE=true
+CSRF_COOKIE_SECURE=true
+SECURE_HSTS_SECONDS=31536000
+"""
+
+
+def check(ident: str, msg: str = "a message", hint: str = "") -> dict[str, str]:
+    return {"id": ident, "level": "WARNING", "msg": msg, "hint": hint}
+
+
+def seen(**changes: Any) -> dict[str, Any]:
+    """What the probe prints for a stack whose settings match PROD, over plain HTTP."""
+    base: dict[str, Any] = {
+        "settings_module": OVERLAY_MODULE,
+        "overlay": True,
+        "debug": False,
+        "database": {"vendor": "postgresql", "engine": "django.db.backends.postgresql", "host": "db", "name": "shop"},
+        "static_root": "/var/www/static",
+        "media_root": "/srv/media",
+        "secret_key_insecure": False,
+        "checks": [check("security.W004"), check("security.W008"), check("security.W012"), check("security.W016")],
+        "sentry": "off",
+    }
+    base.update(changes)
+    return base
+
+
+@dataclass
+class FakeCompose:
+    output: str = ""
+    error: DockerException | None = None
+    calls: list[tuple[str, list[str], bool]] = field(default_factory=list)
+
+    def execute(self, service: str, command: list[str], *, tty: bool) -> str:
+        self.calls.append((service, command, tty))
+        if self.error is not None:
+            raise self.error
+        return self.output
+
+
+@dataclass
+class FakeClient:
+    compose: FakeCompose
+
+
+class FakeStack:
+    """What verify uses of a Stack: its config, env file, up command and compose client."""
+
+    def __init__(self, cfg: StackConfig, output: str = "", error: DockerException | None = None) -> None:
+        self.config = cfg
+        self.profile = cfg.profile
+        self.env_file = Path(".env.prod" if cfg.profile == "prod" else ".env")
+        self.up_command = "stackctl up --prod" if cfg.profile == "prod" else "stackctl up"
+        self.client = FakeClient(FakeCompose(output, error))
+
+
+def verify(cfg: StackConfig, printed: dict[str, Any]) -> Any:
+    line = "a log line on stdout that is not JSON\n" + json.dumps(printed) + "\n"
+    return verify_settings(FakeStack(cfg), probe=lambda _stack: line)  # type: ignore[arg-type]
+
+
+def test_matching_settings_pass_and_tls_warnings_are_listed_as_allowed(tmp_path: Path) -> None:
+    report = verify(config(tmp_path), seen())
+    assert report.ok and report.failures == ()
+    assert [f.setting for f in report.allowed] == ["security.W004", "security.W008", "security.W012", "security.W016"]
+    assert all(f.expected == "allowed while USE_TLS=false" for f in report.allowed)
+    assert report.allowed[0].fix == "with TLS on, set SECURE_HSTS_SECONDS"
+
+
+def test_the_hardcoded_project_without_overlay_fails_naming_each_setting_and_fix(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "DJANGO_SETTINGS_OVERLAY=false\nDJANGO_SETTINGS_MODULE=journal.settings\n")
+    printed = seen(
+        settings_module="journal.settings",
+        debug=True,
+        database={"vendor": "sqlite", "engine": "django.db.backends.sqlite3", "host": "", "name": "/app/db.sqlite3"},
+        static_root="/app/staticfiles",
+        secret_key_insecure=True,
+        checks=[check("security.W009"), check("security.W018"), check("security.W004")],
+    )
+    with pytest.raises(SettingsNotVerified) as info:
+        verify(cfg, printed)
+    error = info.value
+    assert error.exit_code == 6 and isinstance(error, StackctlError)
+    assert [f.setting for f in error.findings] == ["DEBUG", "DATABASES['default']", "STATIC_ROOT", "SECRET_KEY"]
+    by_setting = {f.setting: f for f in error.findings}
+    assert by_setting["DATABASES['default']"].found == "sqlite at (no host), database /app/db.sqlite3"
+    assert by_setting["DATABASES['default']"].expected == "postgresql at db, database shop"
+    assert by_setting["STATIC_ROOT"].expected == "/var/www/static (the static volume nginx serves)"
+    for finding in error.findings:
+        assert "DJANGO_SETTINGS_OVERLAY=true" in finding.fix and "journal.settings" in finding.fix
+    assert "secrets.token_urlsafe(50)" in by_setting["SECRET_KEY"].fix
+    # Django's own W009/W018 say what SECRET_KEY and DEBUG already say; W004 is allowed (no TLS)
+    assert "security.W009" not in error.message and "security.W018" not in error.message
+    assert error.message.startswith("the settings in effect in web (journal.settings) do not match .env.prod:\n")
+    assert "  DEBUG: True (expected False); fix: read DEBUG (DJANGO_DEBUG) from the environment" in error.message
+    assert error.hint == "fix them, then run `stackctl up --prod` again"
+    assert KEY not in error.message
+
+
+def test_with_tls_on_no_deployment_warning_is_allowed(tmp_path: Path) -> None:
+    cfg = config(tmp_path, TLS)
+    with pytest.raises(SettingsNotVerified) as info:
+        verify(cfg, seen(checks=[check("security.W008"), check("security.W021")]))
+    findings = {f.setting: f for f in info.value.findings}
+    assert set(findings) == {"security.W008", "security.W021"}
+    assert findings["security.W008"].fix == "set SECURE_SSL_REDIRECT in the env file"
+    assert verify(cfg, seen(checks=[])).allowed == ()
+
+
+def test_every_other_check_message_fails_even_without_tls(tmp_path: Path) -> None:
+    printed = seen(checks=[check("security.W004"), check("models.W042", "Auto-created primary key", "Set it.")])
+    with pytest.raises(SettingsNotVerified) as info:
+        verify(config(tmp_path), printed)
+    (finding,) = info.value.findings
+    assert (finding.setting, finding.found, finding.fix) == (
+        "models.W042",
+        "WARNING: Auto-created primary key",
+        "Set it.",
+    )
+
+
+def test_tls_checks_are_djangos_https_only_ones() -> None:
+    assert {"security.W004", "security.W008", "security.W012", "security.W016"} <= set(TLS_CHECKS)
+    assert not {"security.W009", "security.W018", "security.W020"} & set(TLS_CHECKS)
+
+
+def test_a_settings_module_that_bypasses_the_overlay_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsNotVerified) as info:
+        verify(config(tmp_path), seen(settings_module="config.settings", overlay=False))
+    (finding,) = info.value.findings
+    assert finding.setting == "DJANGO_SETTINGS_MODULE" and finding.expected == OVERLAY_MODULE
+    assert "os.environ.setdefault" in finding.fix and "config.asgi" in finding.fix
+
+
+def test_database_url_names_the_expected_host(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "DATABASE_URL=postgres://app:secret@pg.internal:5432/orders\n")
+    printed = seen(database={"vendor": "postgresql", "engine": "x", "host": "pg.internal", "name": "orders"})
+    assert verify(cfg, printed).ok
+    with pytest.raises(SettingsNotVerified) as info:
+        verify(cfg, seen())
+    assert info.value.findings[0].expected == "postgresql at pg.internal, database orders"
+
+
+def test_dev_compares_debug_with_the_config_and_skips_the_deployment_rules(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "DJANGO_DEBUG=true\n", profile="dev")
+    report = verify(cfg, seen(debug=True, secret_key_insecure=True, checks=[check("security.W018")]))
+    assert report.ok and report.allowed == ()
+    with pytest.raises(SettingsNotVerified):
+        verify(cfg, seen(debug=False))
+
+
+def test_sentry_without_sentry_sdk_is_a_note(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "SENTRY_DSN=https://public@o0.ingest.example.com/1\n")
+    report = verify(cfg, seen(sentry="missing"))
+    assert report.ok and report.notes == (
+        "SENTRY_DSN is set but the project does not install sentry-sdk: errors are not reported",
+    )
+    assert verify(cfg, seen(sentry="on")).notes == ()
+
+
+def test_compare_is_pure(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    report = compare(cfg, parse_probe(json.dumps(seen(static_root="/var/www/static/"))))
+    assert report.ok and report.seen.static_root == "/var/www/static/"
+
+
+@pytest.mark.parametrize("output", ["", "not json\n", json.dumps({"debug": False}) + "\n"])
+def test_no_report_is_an_error(output: str) -> None:
+    with pytest.raises(StackctlError) as info:
+        parse_probe(output)
+    assert f"{VERIFY_MODULE} printed no settings report" in info.value.message
+
+
+def test_run_probe_runs_the_module_in_web_without_a_tty(tmp_path: Path) -> None:
+    stack = FakeStack(config(tmp_path), output=json.dumps(seen()))
+    assert run_probe(stack) == json.dumps(seen())  # type: ignore[arg-type]
+    assert stack.client.compose.calls == [("web", ["python", "-m", VERIFY_MODULE], False)]
+    assert verify_settings(stack).ok  # type: ignore[arg-type]
+
+
+def test_a_failing_probe_says_so_with_the_end_of_its_stderr(tmp_path: Path) -> None:
+    error = DockerException(["docker", "compose", "exec"], 1, b"", b"Traceback ...\nImproperlyConfigured: bad\n")
+    stack = FakeStack(config(tmp_path), error=error)
+    with pytest.raises(StackctlError) as info:
+        run_probe(stack)  # type: ignore[arg-type]
+    assert not isinstance(info.value, SettingsNotVerified)
+    assert "could not read the settings in effect in web (exit 1)" in info.value.message
+    assert "ImproperlyConfigured: bad" in info.value.message
+    assert "stackctl up --prod" in (info.value.hint or "")
