@@ -81,11 +81,12 @@ def _report(out: Console, exc: StackctlError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, map every stackctl error to its exit code."""
+    args = sys.argv[1:] if argv is None else argv
     out = Console()
     debug = os.environ.get("STACKCTL_DEBUG") == "1"
     try:
         # standalone mode: typer itself turns usage errors into exit 2 and typer.Exit into its code
-        app(args=argv, prog_name="stackctl")
+        app(args=args, prog_name="stackctl")
     except StackctlError as exc:
         if debug:
             import traceback

@@ -73,7 +73,14 @@ class DjangoGroup(Group):
         doc="Compose project name prefix; the dev stack runs as NAME-dev, prod as NAME-prod.",
         example="myproject",
     )
-    django_project_dir: RelativePath = var(".", doc="Folder (relative to this file) holding manage.py.")
+    stack_dir: RelativePath = var(
+        ".",
+        doc="This stack's folder, relative to the project root (the web image's build context): `.`, or `stack` when `stackctl init` put the stack in a folder of its own because the project has files of its own in the way.",
+    )
+    django_project_dir: RelativePath = var(
+        ".",
+        doc="Folder holding manage.py, relative to the project root (the web image's build context; with STACK_DIR=. that is this file's folder).",
+    )
     django_dependency_file: DependencyFile = var(
         "requirements.txt",
         doc="Dependency file the image installs, relative to DJANGO_PROJECT_DIR; its name picks the tool: a requirements file (*.txt, pip -r), poetry.lock (poetry sync), uv.lock (uv sync --locked), Pipfile.lock (pipenv, hashes required) or pyproject.toml alone ([project].dependencies). An out-of-date lock fails the build.",
@@ -120,6 +127,13 @@ class DjangoGroup(Group):
     )
     sentry_environment: str | None = var(None, doc="Sentry environment name (sentry-sdk's default: production).")
     sentry_release: str | None = var(None, doc="Sentry release name, e.g. a version or git commit.")
+
+    @field_validator("stack_dir", mode="before")
+    @classmethod
+    def _inside_the_project(cls, value: Any) -> Any:
+        if isinstance(value, str) and ".." in value.split("/"):
+            raise ValueError("must be . or a folder inside the project root (no ..)")
+        return value
 
     @field_validator("sentry_dsn")
     @classmethod
@@ -299,13 +313,14 @@ class EmailGroup(Group):
 class ImagesGroup(Group):
     title: ClassVar[str] = "Images"
     python_image: Image = var(
-        "python:3.11-slim-bookworm", doc="Base image of the web image (Debian bookworm with python3.11)."
+        "python:3.13-slim-trixie",
+        doc="Base image of the web image (Debian trixie with Python 3.13); `stackctl init` picks one whose Python the project allows.",
     )
     postgres_image: Image = var(
-        "postgres:15-bookworm", doc="PostgreSQL server image; the backup image is built on it so pg_dump matches."
+        "postgres:17-trixie", doc="PostgreSQL server image; the backup image is built on it so pg_dump matches."
     )
-    redis_image: Image = var("redis:7.0-bookworm", doc="Redis server image.")
-    nginx_image: Image = var("nginx:1.22", doc="nginx image.")
+    redis_image: Image = var("redis:8-trixie", doc="Redis server image.")
+    nginx_image: Image = var("nginx:stable-trixie", doc="nginx image.")
     build_ca_bundle: str | None = var(
         None,
         doc="Optional host path of a CA bundle for pip behind a TLS-intercepting proxy; passed as a build secret, never a layer.",
@@ -337,7 +352,7 @@ class BackupsGroup(Group):
     )
     backup_compress_level: int = var(
         1,
-        doc="Compression level of database dumps (pg_dump custom format, 0-9). 1: twice as fast as 6 for 3% more bytes (bench/).",
+        doc="Compression level of database dumps (pg_dump custom format) and media archives (gzip), 0-9; the default's figures are in the README's benchmarks.",
     )
 
     @field_validator("backup_age_recipients")
@@ -402,6 +417,7 @@ class StackConfig(BaseModel):
             settings_module=OVERLAY_MODULE if dj.django_settings_overlay else dj.django_settings_module,
             base_settings=dj.django_settings_module if dj.django_settings_overlay else None,
             install=dependency_install(dj.django_project_dir, dj.django_dependency_file, dj.django_dependency_includes),
+            stack_dir=dj.stack_dir,
         )
 
 

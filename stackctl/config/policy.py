@@ -100,7 +100,8 @@ def _paths_outside_the_project(cfg: StackConfig, file: str) -> list[ConfigProble
             "Django",
             "points outside the project folder (the image is built from it)",
             value=path,
-            hint="move the file inside the folder of the env file and fix the path"
+            hint="move the file inside the project root (the build context: the env file's folder, "
+            "or its parent when STACK_DIR=stack) and fix the path"
             + ("" if variable == "DJANGO_PROJECT_DIR" else " (it is relative to DJANGO_PROJECT_DIR)"),
         )
         for variable, base, path in named

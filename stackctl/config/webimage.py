@@ -178,3 +178,24 @@ class WebImage:
     packages: tuple[StackPackage, ...] = STACK_PACKAGES
     image_dir: str = IMAGE_DIR
     verify_module: str = VERIFY_MODULE
+    stack_dir: str = "."  # STACK_DIR: the stack's folder, relative to the build context
+
+    @property
+    def build_context(self) -> str:
+        """The project root as compose sees it from the stack's folder (its project
+        directory): "." in the flat layout, one ".." per folder of STACK_DIR otherwise."""
+        return build_context(self.stack_dir)
+
+    @property
+    def stack_prefix(self) -> str:
+        """What turns a path of the stack's folder into one of the build context: "" in the
+        flat layout, "stack/" for STACK_DIR=stack."""
+        return "" if self.stack_dir == "." else f"{self.stack_dir}/"
+
+
+def build_context(stack_dir: str) -> str:
+    """The way up from the stack's folder to the project root: "." for ".", ".." for
+    "stack", "../.." for "deploy/stack"."""
+    if stack_dir == ".":
+        return "."
+    return "/".join(".." for _ in stack_dir.split("/"))

@@ -25,6 +25,7 @@ TEMPLATE_SUFFIX = ".j2"
 
 # Fields whose value in .env.example is the project's own, not a generic example.
 PROJECT_FIELDS = {
+    "stack_dir",
     "django_project_dir",
     "django_dependency_file",
     "django_settings_module",
@@ -34,9 +35,10 @@ PROJECT_FIELDS = {
 
 @dataclass(frozen=True)
 class Artifact:
-    path: str  # relative to the project root, POSIX separators
+    path: str  # relative to the stack's folder, POSIX separators
     template: str  # relative to the templates folder; copied as is unless it ends in .j2
     mode: int = 0o644
+    flat_only: bool = False  # only when the stack's folder is the project root (STACK_DIR=.)
 
     @property
     def is_template(self) -> bool:
@@ -47,7 +49,10 @@ DEV_SET: tuple[Artifact, ...] = (
     Artifact("docker-compose.yml", "docker-compose.yml.j2"),
     Artifact("compose/Dockerfile", "compose/Dockerfile.j2"),
     Artifact("compose/entrypoint.sh", "compose/entrypoint.sh.j2", 0o755),
-    Artifact(".dockerignore", "dockerignore.j2"),
+    # The build context's own .dockerignore, for compatibility: BuildKit reads the next one
+    # instead, and in the nested layout the context's is the project's (never written).
+    Artifact(".dockerignore", "dockerignore.j2", flat_only=True),
+    Artifact("compose/Dockerfile.dockerignore", "dockerignore.j2"),
     Artifact("nginx/nginx.conf", "nginx/nginx.conf.j2"),
     Artifact(".env.example", "env.example.j2"),
     Artifact("compose/stackctl/stackctl_settings.py", "compose/stackctl/stackctl_settings.py"),
@@ -92,10 +97,10 @@ def _backup_set(root: Path) -> tuple[Artifact, ...]:
     return tuple(found)
 
 
-def artifacts_for(profile: Profile) -> tuple[Artifact, ...]:
-    if profile == "dev":
-        return DEV_SET
-    return PROD_STATIC + _backup_set(templates_dir())
+def artifacts_for(profile: Profile, stack_dir: str = ".") -> tuple[Artifact, ...]:
+    """The files of one profile's set, for a stack in STACK_DIR of the project root."""
+    found = DEV_SET if profile == "dev" else PROD_STATIC + _backup_set(templates_dir())
+    return tuple(a for a in found if stack_dir == "." or not a.flat_only)
 
 
 def _environment() -> jinja2.Environment:
@@ -161,7 +166,7 @@ def render_set(cfg: StackConfig) -> dict[str, tuple[bytes, int]]:
         "stackctl_version": __version__,
     }
     rendered: dict[str, tuple[bytes, int]] = {}
-    for artifact in artifacts_for(cfg.profile):
+    for artifact in artifacts_for(cfg.profile, cfg.django.stack_dir):
         if artifact.is_template:
             content = env.get_template(artifact.template).render(context).encode("utf-8")
         else:

@@ -18,14 +18,14 @@ from stackctl.adapters.docker import (
     project_containers,
     require_engine,
 )
-from stackctl.config import StackConfig
 from stackctl.config.profile import Profile
 from stackctl.core.progress import Report, quiet
 from stackctl.core.project import Project
+from stackctl.errors import CommandExited, DockerCommandError, StackctlError, StackUnhealthy
 
 if TYPE_CHECKING:
+    from stackctl.config import StackConfig
     from stackctl.core.verify import SettingsReport
-from stackctl.errors import CommandExited, DockerCommandError, StackctlError, StackUnhealthy
 
 Stream = Literal["stdout", "stderr"]
 

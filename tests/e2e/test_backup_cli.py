@@ -2,7 +2,7 @@
 
 A small prod compose project stands in for the app: the real rendered backup/ folder, with
 the environment the rendered docker-compose.prod.yml gives the backup service, a `db` from
-stackctl/postgres:15-bookworm and a `web` that only idles and is healthy, so that the
+stackctl/postgres:17-trixie and a `web` that only idles and is healthy, so that the
 restore's stop / start / wait-healthy steps are exercised without building Django. The
 project's built image is removed with it.
 """
@@ -30,7 +30,7 @@ from tests.render.stackfiles import backup_environment
 
 pytestmark = pytest.mark.engine
 
-POSTGRES_IMAGE = "stackctl/postgres:15-bookworm"
+POSTGRES_IMAGE = "stackctl/postgres:17-trixie"
 
 
 def compose_file(backup_env: dict[str, str]) -> str:
@@ -48,7 +48,7 @@ services:
   web:
     # the real web image runs as uid 1000 too; backup starts first so that its image
     # (with /srv/media owned by 1000) seeds the media volume
-    image: stackctl/debian:bookworm
+    image: stackctl/debian:trixie
     pull_policy: never
     user: "1000:1000"
     command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]

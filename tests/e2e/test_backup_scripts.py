@@ -1,7 +1,7 @@
 """The backup container's scripts on a real engine, without the app stack; first, the
 scheduler's timing against a fixed clock, without an engine.
 
-A private network holds a `db` (stackctl/postgres:15-bookworm, random password) and the
+A private network holds a `db` (stackctl/postgres:17-trixie, random password) and the
 backup image built from the rendered backup/ folder; every script runs in a throwaway
 container of that image with the backups and media volumes mounted and the environment
 the rendered docker-compose.prod.yml gives the backup service, as in the prod stack.
@@ -43,8 +43,8 @@ from stackctl.config.model import (
 from tests.render.stackfiles import backup_environment, backup_module
 
 engine = pytest.mark.engine
-POSTGRES_IMAGE = os.environ.get("STACKCTL_TEST_POSTGRES_IMAGE", "stackctl/postgres:15-bookworm")
-BASE_IMAGE = "stackctl/debian:bookworm"
+POSTGRES_IMAGE = os.environ.get("STACKCTL_TEST_POSTGRES_IMAGE", "stackctl/postgres:17-trixie")
+BASE_IMAGE = "stackctl/debian:trixie"
 DB_NAME = "shop"
 CHECKSUM_SQL = """
 SELECT md5(coalesce((SELECT string_agg(i::text, ',' ORDER BY id) FROM items i), '') || '|' ||

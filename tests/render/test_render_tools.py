@@ -204,7 +204,7 @@ def test_compose_config_dev(docker_compose: list[str], tmp_path: Path) -> None:
     assert [(v["target"], v.get("read_only", False)) for v in sockets["web"]] == [("/run/stackctl", False)]
     assert [(v["target"], v.get("read_only", False)) for v in sockets["nginx"]] == [("/run/stackctl", True)]
     assert config["volumes"]["sockets"]["driver_opts"]["type"] == "tmpfs"
-    assert services["web"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
+    assert services["web"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.13-slim-trixie"
     assert services["web"]["build"]["secrets"][0]["source"] == "ca_bundle"
     assert config["secrets"]["ca_bundle"]["file"] == "/dev/null"
     assert services["db"]["environment"]["POSTGRES_USER"] == "django"
@@ -254,7 +254,7 @@ def test_compose_config_prod_merge_needs_no_dot_env(
     certs = {v["target"] for v in nginx["volumes"] if v["target"].startswith("/etc/nginx/certs/")}
     assert certs == ({"/etc/nginx/certs/fullchain.pem", "/etc/nginx/certs/privkey.pem"} if cfg.nginx.use_tls else set())
     backup = services["backup"]
-    assert backup["build"]["args"]["POSTGRES_IMAGE"] == "postgres:15-bookworm"
+    assert backup["build"]["args"]["POSTGRES_IMAGE"] == "postgres:17-trixie"
     assert backup["depends_on"]["db"]["condition"] == "service_healthy"
     assert backup["healthcheck"]["test"] == ["CMD", "backup_healthcheck.sh"]
     assert backup["stop_grace_period"] == "1m0s"

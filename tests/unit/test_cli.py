@@ -52,6 +52,23 @@ def test_backup_name_completion_offers_nothing_without_a_stack(stackctl_proc, tm
     assert result.code == 0 and result.out.strip() == "" and result.err == ""
 
 
+def test_the_fast_root_help_is_typers_own(cli, monkeypatch, capsys) -> None:
+    """stackctl.cli answers --help from help.txt without importing typer: it must be exactly
+    what typer prints (regenerate: COLUMNS=80 python -c "from stackctl.cli.app import main;
+    main(['--help'])" > stackctl/cli/help.txt)."""
+    import stackctl.cli as entry
+
+    for columns in ("80", "200"):
+        monkeypatch.setenv("COLUMNS", columns)
+        assert cli("--help").out == entry.HELP_FILE.read_text(), "stackctl/cli/help.txt is stale"
+    entry.main(["--help"])
+    assert capsys.readouterr().out == entry.HELP_FILE.read_text()
+    entry.main(["--version"])
+    from stackctl import __version__
+
+    assert capsys.readouterr().out == f"stackctl {__version__}\n"
+
+
 def test_version(cli) -> None:
     from stackctl import __version__
 

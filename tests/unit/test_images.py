@@ -134,11 +134,11 @@ def test_official_image_env_names_official_images_of_the_suite(suite: str) -> No
     assert env["POSTGRES_IMAGE"].startswith(f"postgres:{release.postgres}")
 
 
-def test_bookworm_official_images_are_the_config_defaults() -> None:
+def test_trixie_official_images_are_the_config_defaults() -> None:
     from stackctl.config.model import ImagesGroup
 
     defaults = {name.upper(): field.default for name, field in ImagesGroup.model_fields.items()}
-    assert {key: defaults[key] for key in images.IMAGE_VARIABLES} == images.official_image_env("bookworm")
+    assert {key: defaults[key] for key in images.IMAGE_VARIABLES} == images.official_image_env("trixie")
 
 
 # -- choosing a Python image ------------------------------------------------------------------
