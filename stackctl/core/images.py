@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal, NamedTuple
-
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from stackctl.adapters import host
-from stackctl.adapters.docker import describe_failure, engine_client, require_engine
+
+if TYPE_CHECKING:  # python-on-whales loads only when images are built: init needs none of it
+    from python_on_whales import DockerClient
 from stackctl.errors import StackctlError
 
 Report = Callable[[str], None]
@@ -284,6 +283,8 @@ def build_images(*, rebuild: bool = False, report: Report, suite: str = DEFAULT_
 
     An image whose series tag exists is skipped unless `rebuild` (which also bypasses the cache).
     """
+    from stackctl.adapters.docker import engine_client, require_engine
+
     images = images_for(suite)
     client = engine_client()
     require_engine(client)
@@ -299,6 +300,8 @@ def _ensure_image(
     spec: ImageSpec, images: SuiteImages, client: DockerClient, builder: DockerClient, *, rebuild: bool, report: Report
 ) -> ImageResult:
     started = time.monotonic()
+    from python_on_whales.exceptions import DockerException
+
     try:
         exists = client.image.exists(spec.alias)
         if exists and not rebuild:
@@ -314,6 +317,8 @@ def _ensure_image(
             status = "built"
         size = client.image.inspect(spec.alias).size or 0
     except DockerException as exc:
+        from stackctl.adapters.docker import describe_failure
+
         raise describe_failure(exc, what=f"building {spec.alias}") from exc
     seconds = time.monotonic() - started
     verb = "built" if status == "built" else "present, skipped"
@@ -391,10 +396,14 @@ def _builder_client(client: DockerClient, report: Report) -> DockerClient:
     report(f"builder: {'BuildKit' if buildkit else 'classic builder (this docker CLI has no buildx for BuildKit)'}")
     config = client.client_config
     call = ["env", f"DOCKER_BUILDKIT={int(buildkit)}", *config.client_call]
+    from python_on_whales import DockerClient
+
     return DockerClient(client_call=call, host=config.host, context=config.context, config=config.config)
 
 
 def _buildkit_available(client: DockerClient) -> bool:
+    from python_on_whales.exceptions import DockerException
+
     try:
         client.buildx.version()
         return True
