@@ -58,9 +58,19 @@ esac
 # Settings without STATIC_ROOT (a fresh startproject) still get their files collected into
 # the static volume nginx serves (STACKCTL_STATIC_ROOT, set by the image), with a warning.
 PREPARE='
-import os, sys, time
+import os, sys, time, traceback
 import django
-django.setup()
+try:
+    django.setup()
+except Exception as exc:
+    # the settings of the project (or an app they list) fail to import: name the file and the line
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("/app/")]
+    where = "(outside the project)"
+    if frames:
+        where = frames[-1].filename[len("/app/"):] + ", line " + str(frames[-1].lineno)
+    module = os.environ.get("STACKCTL_BASE_SETTINGS") or os.environ.get("DJANGO_SETTINGS_MODULE")
+    traceback.print_exc()
+    sys.exit(f"entrypoint: the settings module {module} failed to load at {where}: {type(exc).__name__}: {exc}")
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, connections

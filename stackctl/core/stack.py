@@ -106,6 +106,9 @@ def _unhealthy_hint(logs: dict[str, str], up_command: str) -> str:
     """What to do: the known failures by name, else read the logs."""
     from stackctl.core.images import postgres_data_mismatch_hint
 
+    for line in reversed(logs.get("web", "").splitlines()):  # the entrypoint names a settings failure
+        if "entrypoint: the settings module" in line:
+            return line.split("entrypoint: ", 1)[1] + f"; fix it, then run `{up_command}` again"
     return postgres_data_mismatch_hint(logs.get("db", "")) or (
         f"read the logs above; fix the service, then run `{up_command}` again"
     )
