@@ -102,6 +102,10 @@ class StackIdentity:
         return cls(config.project_name, (f"{scheme}://{host}:{port}/", f"{scheme}://{host}:{port}/graphql"))
 
 
+SHOWN_LOG_LINES = 40  # of each failed service, under an error
+HINT_LOG_LINES = 400  # searched for a failure stackctl knows by name
+
+
 def _unhealthy_hint(logs: dict[str, str], up_command: str) -> str:
     """What to do: the known failures by name, else read the logs."""
     from stackctl.core.images import postgres_data_mismatch_hint
@@ -173,8 +177,7 @@ class StackView:
                     message = (
                         f"the stack did not become healthy within {timeout:.0f}s: {', '.join(bad) or 'no containers'}"
                     )
-                logs = {name: self.tail_logs(name) for name in (bad or self.service_names())}
-                raise StackUnhealthy(message, logs=logs, hint=_unhealthy_hint(logs, self.up_command))
+                raise self._unhealthy(message, bad)
             time.sleep(self.POLL_SECONDS)
 
     def service_names(self) -> list[str]:
@@ -222,7 +225,15 @@ class StackView:
         services.sort(key=lambda s: s.service)
         return StackStatus(self.name, self.profile, services, list(self.identity.urls))
 
-    def tail_logs(self, service: str, lines: int = 40) -> str:
+    def _unhealthy(self, message: str, bad: list[str]) -> StackUnhealthy:
+        """The failure with the last lines of each bad service's log (every service's when
+        none is named). The hint is looked for further back than the lines shown: with
+        several daphne processes, their tracebacks can follow the entrypoint's own message."""
+        logs = {name: self.tail_logs(name, lines=HINT_LOG_LINES) for name in (bad or self.service_names())}
+        shown = {name: "\n".join(text.splitlines()[-SHOWN_LOG_LINES:]) for name, text in logs.items()}
+        return StackUnhealthy(message, logs=shown, hint=_unhealthy_hint(logs, self.up_command))
+
+    def tail_logs(self, service: str, lines: int = SHOWN_LOG_LINES) -> str:
         try:
             return str(self.client.compose.logs(services=[service], tail=str(lines), timestamps=False))
         except DockerException:
@@ -240,7 +251,6 @@ class StackView:
             )
         except DockerException as exc:
             raise describe_failure(exc, what="docker compose logs") from None
-
 
 
 class Stack(StackView):
@@ -299,12 +309,7 @@ class Stack(StackView):
                 raise DockerCommandError("docker compose up could not get an image", hint=pull_hint) from None
             failure = describe_failure(exc, what="docker compose up")
             bad = self.status().unhealthy_services()
-            logs = {name: self.tail_logs(name) for name in (bad or self.service_names())}
-            raise StackUnhealthy(
-                f"{failure.message}\nnot healthy: {', '.join(bad) or 'see logs'}",
-                logs=logs,
-                hint=_unhealthy_hint(logs, self.up_command),
-            ) from None
+            raise self._unhealthy(f"{failure.message}\nnot healthy: {', '.join(bad) or 'see logs'}", bad) from None
         status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10))
         settings = None
         if self.profile == "prod":  # healthy is not enough: the settings really in effect

@@ -163,6 +163,11 @@ if os.environ.get("DAPHNE_LOOP", "auto") != "asyncio":
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+import django
+try:
+    django.setup(set_prefix=False)
+except Exception as exc:  # PREPARE prints the traceback and names the file and the line
+    sys.exit(f"daphne: not started, the settings failed to load ({type(exc).__name__})")
 from daphne.cli import CommandLineInterface
 from daphne.utils import import_by_path
 import_by_path(sys.argv[-1])
