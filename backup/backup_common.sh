@@ -112,6 +112,12 @@ seconds_since() {
 # libpq settings from the stack's POSTGRES_* variables (the password from .env.prod).
 pg_env() {
     require POSTGRES_USER POSTGRES_DB POSTGRES_HOST POSTGRES_PORT
+    if [ -z "${PGPASSWORD:-}" ] && [ -z "${POSTGRES_PASSWORD:-}" ] && [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+        # a compose secret (/run/secrets/...): read here, never passed in argv
+        [ -r "$POSTGRES_PASSWORD_FILE" ] || die "POSTGRES_PASSWORD_FILE ($POSTGRES_PASSWORD_FILE) is not readable" 78
+        PGPASSWORD=$(cat -- "$POSTGRES_PASSWORD_FILE")
+        export PGPASSWORD
+    fi
     if [ -z "${PGPASSWORD:-}" ]; then
         require POSTGRES_PASSWORD
         export PGPASSWORD=$POSTGRES_PASSWORD
@@ -185,23 +191,101 @@ take_lock() {
     flock -w "${BACKUP_LOCK_WAIT:-3600}" 9 || die "another $1 backup or restore is still running" 75
 }
 
-# A backup given by name (looked up in its folder, then in incoming/) or by path.
+# A backup given by name (looked up in its folder, then in incoming/) or by path. A name that
+# starts with - is refused: it is an option given in the wrong place, not a backup.
 resolve_backup() {
     local given=$1 dir=$2
-    if [ -f "$given" ]; then
+    case "$given" in
+        -*) die "refusing $given: a backup name never starts with - (an option in the wrong place?)" 2 ;;
+    esac
+    if [ -f "$given" ] || [ -d "$given" ]; then
         printf '%s\n' "$given"
-    elif [ "${given#*/}" = "$given" ] && [ -f "$dir/$given" ]; then
+    elif [ "${given#*/}" = "$given" ] && [ -e "$dir/$given" ]; then
         printf '%s\n' "$dir/$given"
-    elif [ "${given#*/}" = "$given" ] && [ -f "$INCOMING_DIR/$given" ]; then
+    elif [ "${given#*/}" = "$given" ] && [ -e "$INCOMING_DIR/$given" ]; then
         printf '%s\n' "$INCOMING_DIR/$given"
     else
         die "no such backup: $given (looked in $dir and $INCOMING_DIR)" 66
     fi
 }
 
+# make_workdir: a fresh private folder for one restore's copies (the decrypted backup),
+# held locked (fd 8) while the script runs, so that the orphan sweep
+# (backupctl.py prune) never removes it, however long the restore takes. Sets WORK.
+WORK=""
+make_workdir() {
+    WORK=$(mktemp -d "$BACKUP_ROOT/.tmp-restore-XXXXXX")
+    chmod 0700 -- "$WORK"
+    exec 8>"$WORK/.in-use"
+    flock -n 8 || die "could not lock $WORK" 75
+}
+
+# bytes_free DIR: the bytes free for this user on DIR's filesystem.
+bytes_free() {
+    local avail size
+    read -r avail size < <(stat -f -c '%a %S' -- "$1")
+    echo $((avail * size))
+}
+
+# need_room DIR BYTES WHAT: die (exit 73, nothing changed) when DIR's filesystem has less than
+# BYTES free, naming WHAT needs the room.
+need_room() {
+    local free
+    free=$(bytes_free "$1")
+    [ "$free" -ge "$2" ] ||
+        die "not enough room in $1 for $3: $2 bytes needed, $free free; free some space (stackctl backup prune) and try again" 73
+}
+
+# Credentials for the off-site copies live in the backups volume (docs/deployment.md says how
+# to put them there): CREDENTIALS/ssh_key + known_hosts, rclone.conf, rsync.password.
+CREDENTIALS=$BACKUP_ROOT/.credentials
+
+# copy_to_target FILE TARGET: FILE, then FILE.sha256, to an off-site TARGET (MEDIA_BACKUP_TARGET,
+# DB_BACKUP_TARGET): a local path, rsync://host/module/path, [user@]host:/path (rsync over ssh)
+# or rclone:remote:path. The archive goes first and the sidecar last, so a copy that stops
+# halfway leaves no sidecar vouching for a partial file.
+copy_to_target() {
+    local file=$1 target=$2 ssh
+    case "$target" in
+        rclone:*)
+            [ ! -f "$CREDENTIALS/rclone.conf" ] || export RCLONE_CONFIG="$CREDENTIALS/rclone.conf"
+            rclone copy --no-traverse -- "$file" "${target#rclone:}" &&
+                rclone copy --no-traverse -- "$file.sha256" "${target#rclone:}"
+            ;;
+        rsync://*)
+            local auth=()
+            [ ! -f "$CREDENTIALS/rsync.password" ] || auth=("--password-file=$CREDENTIALS/rsync.password")
+            rsync -t --mkpath "${auth[@]}" -- "$file" "$file.sha256" "${target%/}/"
+            ;;
+        /*)
+            mkdir -p -- "$target" &&
+                cp -- "$file" "$target/.tmp-$(basename -- "$file")" &&
+                mv -f -- "$target/.tmp-$(basename -- "$file")" "$target/$(basename -- "$file")" &&
+                cp -- "$file.sha256" "$target/.tmp-$(basename -- "$file").sha256" &&
+                mv -f -- "$target/.tmp-$(basename -- "$file").sha256" "$target/$(basename -- "$file").sha256"
+            ;;
+        *:*)
+            ssh="ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
+            if [ -f "$CREDENTIALS/ssh_key" ]; then
+                ssh="$ssh -i $CREDENTIALS/ssh_key -o UserKnownHostsFile=$CREDENTIALS/known_hosts"
+            fi
+            rsync -t --mkpath -e "$ssh" -- "$file" "$file.sha256" "${target%/}/"
+            ;;
+        *)
+            log "an off-site target must be a /path, rsync://host/module/path, [user@]host:/path or rclone:remote:path, not $target"
+            return 2
+            ;;
+    esac
+}
+
 # Compare FILE with FILE.sha256. Prints ok or skipped; dies on a mismatch or a missing sidecar.
 check_sidecar() {
     local file=$1 skip=$2 expected actual
+    if [ -d "$file" ]; then
+        [ "$skip" = 1 ] || die "$(basename -- "$file") is a folder (a directory-format dump): it has no checksum; pass --no-checksum to accept it" 65
+        echo skipped
+        return 0
+    fi
     if [ ! -f "$file.sha256" ]; then
         [ "$skip" = 1 ] || die "$(basename -- "$file") has no .sha256 sidecar; refusing (pass --no-checksum to accept it)" 65
         echo skipped

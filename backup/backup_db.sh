@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# backup_db.sh [--label LABEL] [--from-previous <db>_pre_restore_<ts>]
+# backup_db.sh [--label LABEL] [--from-previous <db>_pre_restore_<ts>] [--no-copy]
 #
 # Dump POSTGRES_DB (custom format, -Z BACKUP_COMPRESS_LEVEL), or with --from-previous the
 # database a restore left aside (named as a backup of POSTGRES_DB, restorable as one), to
 # DB_BACKUPS_DIR/<db>-<UTC YYYYmmddTHHMMSSZ>[-LABEL].dump (.dump.age when
 # BACKUP_AGE_RECIPIENTS is set), atomically, with a NAME.sha256 sidecar. A failed dump
-# leaves no file. On success: touch /backups/last-success-db, apply the retention policy,
-# and print one JSON line: {"file", "bytes", "seconds", "sha256", ...}.
+# leaves no file. On success: touch /backups/last-success-db, copy the dump and its sidecar to
+# DB_BACKUP_TARGET when it is not empty (unless --no-copy; the same kinds of target as
+# MEDIA_BACKUP_TARGET, which it defaults to), apply the retention policy, and print one JSON
+# line: {"file", "bytes", "seconds", "sha256", "copied_to", ...}. A failed copy exits 3 and
+# keeps the local dump.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=backup_common.sh
@@ -14,11 +17,13 @@ set -euo pipefail
 
 label=""
 source_db=""
+copy=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --label) label=${2:?--label needs a value}; shift 2 ;;
         --from-previous) source_db=${2:?--from-previous needs a database name}; shift 2 ;;
         --label=*) label=${1#--label=}; shift ;;
+        --no-copy) copy=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown argument: $1" 2 ;;
     esac
@@ -26,6 +31,7 @@ done
 check_label "$label"
 
 require DB_BACKUPS_DIR BACKUP_COMPRESS_LEVEL
+require_set DB_BACKUP_TARGET MEDIA_BACKUP_TARGET
 pg_env
 if [ -z "$source_db" ]; then
     source_db=$POSTGRES_DB
@@ -60,8 +66,26 @@ bytes=$(stat -c %s -- "$DB_BACKUPS_DIR/$name")
 seconds=$(seconds_since "$started")
 log "wrote $name ($bytes bytes in ${seconds}s)"
 
+target=${DB_BACKUP_TARGET:-$MEDIA_BACKUP_TARGET}
+status=0
+copied=null
+if [ "$copy" = 1 ] && [ -n "$target" ]; then
+    log "copying $name to $target"
+    if copy_to_target "$DB_BACKUPS_DIR/$name" "$target" >&2; then
+        copied=true
+    else
+        copied=false
+        status=3
+        log "error: the copy to $target failed; the local dump is kept"
+    fi
+fi
+
 if ! backupctl.py prune --kind db >&2; then
     log "warning: the retention policy could not be applied; the new backup is kept"
 fi
+copied_to=(copied_to:=null)
+[ -z "$target" ] || copied_to=("copied_to=$target")
 emit_json kind=db "file=$name" "path=$DB_BACKUPS_DIR/$name" "bytes:=$bytes" "seconds:=$seconds" \
-    "sha256=$SEALED_SHA256" "encrypted:=$([ "$ENCRYPT" = 1 ] && echo true || echo false)"
+    "sha256=$SEALED_SHA256" "encrypted:=$([ "$ENCRYPT" = 1 ] && echo true || echo false)" \
+    "${copied_to[@]}" "copied:=$copied"
+exit "$status"

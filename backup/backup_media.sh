@@ -46,44 +46,6 @@ archive_media() {
     [ "$rc" -le 1 ] || return "$rc"
 }
 
-# Credentials for the copy live in the backups volume (docs/deployment.md says how to put
-# them there): CREDENTIALS/ssh_key + known_hosts, rclone.conf, rsync.password.
-CREDENTIALS=$BACKUP_ROOT/.credentials
-
-# Copy FILE and FILE.sha256 to MEDIA_BACKUP_TARGET (the archive first, the sidecar last).
-copy_to_target() {
-    local file=$1 target=$2 ssh
-    case "$target" in
-        rclone:*)
-            [ ! -f "$CREDENTIALS/rclone.conf" ] || export RCLONE_CONFIG="$CREDENTIALS/rclone.conf"
-            rclone copy --no-traverse -- "$file" "${target#rclone:}" &&
-                rclone copy --no-traverse -- "$file.sha256" "${target#rclone:}"
-            ;;
-        rsync://*)
-            local auth=()
-            [ ! -f "$CREDENTIALS/rsync.password" ] || auth=("--password-file=$CREDENTIALS/rsync.password")
-            rsync -t --mkpath "${auth[@]}" -- "$file" "$file.sha256" "${target%/}/"
-            ;;
-        /*)
-            mkdir -p -- "$target" &&
-                cp -- "$file" "$target/.tmp-$(basename -- "$file")" &&
-                mv -f -- "$target/.tmp-$(basename -- "$file")" "$target/$(basename -- "$file")" &&
-                cp -- "$file.sha256" "$target/$(basename -- "$file").sha256"
-            ;;
-        *:*)
-            ssh="ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
-            if [ -f "$CREDENTIALS/ssh_key" ]; then
-                ssh="$ssh -i $CREDENTIALS/ssh_key -o UserKnownHostsFile=$CREDENTIALS/known_hosts"
-            fi
-            rsync -t --mkpath -e "$ssh" -- "$file" "$file.sha256" "${target%/}/"
-            ;;
-        *)
-            log "MEDIA_BACKUP_TARGET must be a /path, rsync://host/module/path, [user@]host:/path or rclone:remote:path"
-            return 2
-            ;;
-    esac
-}
-
 started=$(now_ms)
 suffix="${label:+-$label}.tar.gz"
 [ "$ENCRYPT" = 0 ] || suffix="$suffix.age"

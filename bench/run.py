@@ -1,6 +1,6 @@
 """Run the benchmarks in one go: prints a table and writes every raw number to bench/results/.
 
-    .venv/bin/python -m bench.run [--quick] [--only requests,static,build,backup,cli] [--keep]
+    .venv/bin/python -m bench.run [--quick] [--only requests,static,build,backup,cli,deploy] [--keep]
 
 Full run: about 25 minutes on a 2-core host. --quick is a smoke run (a few seconds per load
 point, a small database) and writes bench/results/quick.json instead of latest.json.
@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import backup, build, cli, requests, static
+from bench import backup, build, cli, deploy, requests, static
 from bench.host import BenchError, host_info, load_average, log
 from bench.lab import Lab
 from bench.load import LoadSettings
 from bench.report import render_table, summary
 
-SECTIONS = ("requests", "static", "build", "backup", "cli")
+SECTIONS = ("requests", "static", "build", "backup", "cli", "deploy")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             "build": lambda: build.run_section(lab),
             "backup": lambda: backup.run_section(lab, rows_per_table=plan["rows_per_table"]),
             "cli": lambda: cli.run_section(lab, runs=plan["cli_runs"]),
+            "deploy": lambda: deploy.run_section(lab),
         }
         for name in chosen:
             log(f"=== {name} ===")

@@ -6,7 +6,9 @@
 #                    the daphne processes (loaded meanwhile) listen: TCP ports 8000, 8001, ...
 #                    and a unix socket each in SOCKET_DIR
 #   manage ARGS...   python manage.py ARGS...
-#   healthcheck      exit 0 when /healthz answers (below 500) on every daphne port
+#   healthcheck      exit 0 when /healthz answers (below 500) on every daphne port and nginx's
+#                    `current` sockets are served (by this container or another release)
+#   switch           point nginx's `current` at this container's sockets (`stackctl deploy`)
 #   anything else    run it (`docker compose run web sh`)
 #
 # Environment: WEB_CONCURRENCY daphne processes on ports 8000, 8001, ... and the
@@ -143,10 +145,51 @@ for port in sys.argv[1:]:
         sys.exit(f"daphne on port {port}: HTTP {status}")
 '
 
-# nginx reaches each daphne process on a unix socket in SOCKET_DIR, a volume both containers
+# nginx reaches each daphne process on a unix socket in the `sockets` volume both containers
 # mount: no DNS and no container address, so nginx carries on unchanged when web is recreated.
-# The TCP port stays for the healthcheck and for direct access.
-SOCKET_DIR="${STACKCTL_SOCKET_DIR:-/run/stackctl}"
+# The TCP port stays for the healthcheck and for direct access. Each container has its own
+# folder there (SOCKET_DIR, named by its hostname, the container's id), and nginx's upstream
+# follows the symlink SOCKET_ROOT/current to the serving one: two releases can serve side by
+# side and `switch` moves the traffic with one atomic rename (`stackctl deploy`). A container
+# switches to itself once it listens when `current` is not served (the first start, or
+# `stackctl up` having stopped the previous container, whose folder went with it).
+SOCKET_ROOT="${STACKCTL_SOCKET_DIR:-/run/stackctl}"
+RELEASE_DIR="$(cat /etc/hostname)"
+SOCKET_DIR="$SOCKET_ROOT/$RELEASE_DIR"
+
+# exit 0 when something accepts a connection on `current`'s first socket
+SERVED='
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+try:
+    s.connect(sys.argv[1])
+except OSError:
+    sys.exit(1)
+'
+
+switch_here() {
+    # ln -s, then rename over `current`: nginx sees the old target or the new, never neither
+    ln -s "$RELEASE_DIR" "$SOCKET_ROOT/.current.$RELEASE_DIR"
+    mv -T "$SOCKET_ROOT/.current.$RELEASE_DIR" "$SOCKET_ROOT/current"
+    log "serving: nginx's current sockets are this container's ($RELEASE_DIR)"
+}
+
+# after READY: wait (up to 20 s) until every socket listens, then take `current` if nobody serves it
+take_current_if_unserved() {
+    [ -w "$SOCKET_ROOT" ] || return 0
+    waited=0
+    for port in $PORTS; do
+        while [ ! -S "$SOCKET_DIR/daphne-$port.sock" ] && [ "$waited" -lt 400 ]; do
+            sleep 0.05
+            waited=$((waited + 1))
+        done
+    done
+    if [ "$(readlink "$SOCKET_ROOT/current" 2>/dev/null)" != "$RELEASE_DIR" ] &&
+        ! python -I -S -c "$SERVED" "$SOCKET_ROOT/current/daphne-$FIRST_PORT.sock"; then
+        switch_here
+    fi
+}
 
 # Each daphne process starts at once, alongside PREPARE: it imports daphne, Django and the
 # app and loads the URLconf (otherwise the first request does, about half a second), then
@@ -210,6 +253,7 @@ stop_all() {
     for pid in $PIDS; do
         wait "$pid" 2>/dev/null || true
     done
+    rm -rf "$SOCKET_DIR" 2>/dev/null || true
     exit "$1"
 }
 
@@ -218,6 +262,9 @@ serve() {
     # a new directory at every start: a restarted container keeps its /tmp
     STACKCTL_READY_FILE="$(mktemp -d)/ready"
     export STACKCTL_READY_FILE
+    if [ -d "$SOCKET_ROOT" ] && [ -w "$SOCKET_ROOT" ]; then
+        mkdir -p "$SOCKET_DIR"
+    fi
     for port in $PORTS; do
         daphne_on "$port" &
         PIDS="$PIDS $!"
@@ -226,7 +273,19 @@ serve() {
     python -c "$PREPARE" &
     prepare=$!
     PIDS="$PIDS $prepare"
-    # `wait` returns early when a signal arrives; the trap then stops everything
+    # A daphne process that exits while PREPARE runs (the app fails to import) stops the
+    # container at once, not after the migrations: `stackctl deploy` sees the release fail
+    # within seconds. `wait` returns early when a signal arrives; the trap then stops everything.
+    while kill -0 "$prepare" 2>/dev/null; do
+        for pid in $daphnes; do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                log "daphne process $pid exited while the container was being prepared; stopping"
+                stop_all 1
+            fi
+        done
+        sleep 0.2 &
+        wait $! || true
+    done
     status=0
     wait "$prepare" || status=$?
     PIDS=$daphnes
@@ -236,6 +295,7 @@ serve() {
     fi
     : >"$STACKCTL_READY_FILE"
     log "daphne runs $WORKERS processes on ports$PORTS"
+    take_current_if_unserved
     while :; do
         for pid in $PIDS; do
             if ! kill -0 "$pid" 2>/dev/null; then
@@ -243,6 +303,10 @@ serve() {
                 stop_all 1
             fi
         done
+        # the serving container went away (its folder with it): serve instead
+        if [ -w "$SOCKET_ROOT" ] && [ ! -S "$SOCKET_ROOT/current/daphne-$FIRST_PORT.sock" ]; then
+            switch_here
+        fi
         # `wait` (unlike a foreground sleep) returns at once when a signal arrives; it also
         # reaps exited children, so `kill -0` above sees them gone.
         sleep 1 &
@@ -259,8 +323,19 @@ case "${1:-serve}" in
         exec python manage.py "$@"
         ;;
     healthcheck)
+        if [ -d "$SOCKET_ROOT" ] && [ ! -S "$SOCKET_ROOT/current/daphne-$FIRST_PORT.sock" ]; then
+            echo "nginx's current sockets are not served yet" >&2
+            exit 1
+        fi
         # shellcheck disable=SC2086 # one argument per port
         exec python -I -S -c "$HEALTHCHECK" $PORTS
+        ;;
+    switch)
+        [ -S "$SOCKET_DIR/daphne-$FIRST_PORT.sock" ] || {
+            log "this container does not listen on $SOCKET_DIR yet"
+            exit 1
+        }
+        switch_here
         ;;
     *)
         exec "$@"

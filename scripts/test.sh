@@ -10,6 +10,7 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v openssl >/dev/null || need+=(openssl)
 command -v wrk >/dev/null || need+=(wrk)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)  # the remote test host (tests/e2e/remotehost.py)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing test tools: ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from python_on_whales.components.container.models import ContainerInspectResult
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from stackctl.adapters.remote import is_ssh, ssh_failure
 from stackctl.errors import DockerCommandError, EngineError, stderr_tail
 
 ENGINE_HINT = "start one with `stackctl engine ensure` (Debian/Ubuntu, root), or start Docker yourself"
@@ -65,9 +67,10 @@ def log_streamed(client: DockerClient, *args: str) -> None:
     logging.getLogger(COMMAND_LOGGER).debug("Running command: %s", shlex.join([*argv, *args]))
 
 
-def engine_client() -> DockerClient:
-    """A client for engine-level calls (info, images, build, run)."""
-    return DockerClient()
+def engine_client(host: str | None = None) -> DockerClient:
+    """A client for engine-level calls (info, images, build, run); `host` is another
+    engine's address (`ssh://user@host[:port]`), None for DOCKER_HOST or the local one."""
+    return DockerClient(host=host)
 
 
 def compose_client(
@@ -76,11 +79,14 @@ def compose_client(
     compose_files: Sequence[Path],
     env_file: Path,
     project_name: str,
+    host: str | None = None,
 ) -> DockerClient:
-    """A client bound to one compose project: its files, its env file, its name."""
+    """A client bound to one compose project: its files, its env file, its name, and the
+    engine it runs on (`host`, as for engine_client)."""
     files = ", ".join(map(str, compose_files))
-    LOGGER.debug("compose project %s: files %s, env file %s", project_name, files, env_file)
+    LOGGER.debug("compose project %s: files %s, env file %s, host %s", project_name, files, env_file, host or "local")
     return DockerClient(
+        host=host,
         compose_files=list(compose_files),
         compose_env_files=[env_file],
         compose_project_name=project_name,
@@ -124,8 +130,18 @@ def engine_answers(client: DockerClient | None = None) -> bool:
 
 
 def require_engine(client: DockerClient | None = None) -> None:
-    if not engine_answers(client):
-        raise EngineError("no Docker engine answers (`docker info` failed)", hint=ENGINE_HINT)
+    """Raise EngineError unless the client's engine answers; for an `ssh://` host, saying
+    what failed (unreachable, host key, refused key, no docker there) and the fix."""
+    client = client or engine_client()
+    host = client.client_config.host or os.environ.get("DOCKER_HOST")
+    try:
+        client.system.info()
+    except DockerException as exc:
+        if is_ssh(host):
+            raise ssh_failure(str(host), exc.stderr) from None
+        raise EngineError("no Docker engine answers (`docker info` failed)", hint=ENGINE_HINT) from None
+    except (ClientNotFoundError, FileNotFoundError):
+        raise EngineError("no Docker engine answers (no docker command here)", hint=ENGINE_HINT) from None
 
 
 def describe_failure(exc: DockerException, *, what: str) -> DockerCommandError:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from stackctl import __version__
-from stackctl.cli import backup, generate, infra, stack
+from stackctl.cli import backup, ci, deploy, generate, infra, stack
 from stackctl.cli.common import Application, show_problems
 from stackctl.console import Console
 from stackctl.errors import CommandExited, ConfigError, StackctlError, StackUnhealthy
@@ -41,6 +41,15 @@ def root(
         int, typer.Option("--verbose", "-v", count=True, help="Show each docker command run (-vv: and more).")
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and data.")] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            envvar="DOCKER_HOST",
+            metavar="ssh://USER@HOST[:PORT]",
+            help="The Docker engine to use, over SSH (default: DOCKER_HOST, else the local one).",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -51,15 +60,21 @@ def root(
         from stackctl.adapters.docker import log_commands
 
         log_commands(out.debug, verbosity=verbose)
-    ctx.obj = Application(out)
+    if host:
+        from stackctl.adapters.remote import check_host
+
+        host = check_host(host)
+    ctx.obj = Application(out, host=host or None)
 
 
 app.add_typer(generate.commands)
 app.add_typer(stack.commands)
+app.add_typer(deploy.commands)
 app.add_typer(backup.backup_app, name="backup")
 app.add_typer(backup.restore_app, name="restore")
 app.add_typer(infra.engine_app, name="engine")
 app.add_typer(infra.images_app, name="images")
+app.add_typer(ci.ci_app, name="ci")
 
 
 def _report(out: Console, exc: StackctlError) -> None:

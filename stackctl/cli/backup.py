@@ -54,6 +54,21 @@ Identity = Annotated[
     typer.Option("--age-identity", help="Host path of the age identity (private key) for an encrypted backup."),
 ]
 Timeout = Annotated[int, typer.Option(help="Seconds to wait for web to be healthy again.")]
+NoChecksum = Annotated[
+    bool,
+    typer.Option(
+        "--no-checksum",
+        help="Accept a backup without a .sha256 sidecar (a dump from elsewhere); it is still read through and checked.",
+    ),
+]
+AllowForeign = Annotated[
+    bool,
+    typer.Option(
+        "--allow-foreign",
+        help="Restore it even when it does not look like this app's database (no django_migrations table, "
+        "or a migration history that does not fit).",
+    ),
+]
 
 
 @backup_app.command("now")
@@ -143,6 +158,10 @@ def backup_prune(
     verb = "would delete" if dry_run else "deleted"
     for name in result.deleted:
         out.data(f"{verb}  {name}")
+    for name in result.damaged:
+        out.warning(f"damaged (its hash does not match its .sha256 sidecar): {name}")
+    for name in result.unclassified:
+        out.warning(f"left alone, not a backup prune can classify (no sidecar, or not a backup's name): {name}")
     out.success(f"kept {len(result.kept)}, {verb} {len(result.deleted)}, {len(result.orphans)} stale temp file(s)")
 
 
@@ -156,21 +175,41 @@ def _restore(
     timeout: int,
     project_dir: Path | None,
     json_out: bool,
+    no_checksum: bool,
+    allow_foreign: bool = False,
 ) -> None:
     from dataclasses import asdict
 
     from stackctl.core import restore as restoring
 
     out = app.console
-    restore = restoring.restore_db if kind == "db" else restoring.restore_media
-    result: RestoreResult = restore(
-        app.stack(project_dir, "prod"),
-        file,
-        confirm=lambda question: app.confirm(question, yes=yes),
-        report=out.progress_line,
-        identity=identity,
-        timeout=timeout,
-    )
+    stack = app.stack(project_dir, "prod")
+
+    def confirm(question: str) -> None:
+        app.confirm(question, yes=yes)
+
+    result: RestoreResult
+    if kind == "db":
+        result = restoring.restore_db(
+            stack,
+            file,
+            confirm=confirm,
+            report=out.progress_line,
+            identity=identity,
+            timeout=timeout,
+            no_checksum=no_checksum,
+            allow_foreign=allow_foreign,
+        )
+    else:
+        result = restoring.restore_media(
+            stack,
+            file,
+            confirm=confirm,
+            report=out.progress_line,
+            identity=identity,
+            timeout=timeout,
+            no_checksum=no_checksum,
+        )
     if json_out:
         out.json(asdict(result))
         return
@@ -188,11 +227,17 @@ def restore_db(
     file: DbBackup,
     yes: YesFlag = False,
     age_identity: Identity = None,
+    no_checksum: NoChecksum = False,
+    allow_foreign: AllowForeign = False,
     timeout: Timeout = 180,
     project_dir: ProjectDir = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Replace the database with a backup: checked first, into a scratch database, then swapped in."""
+    """Replace the database with a backup: checked first, into a scratch database, then swapped in.
+
+    FILE is a pg_dump archive (custom, tar or directory format) or plain SQL, maybe gzipped
+    (.sql.gz); one from elsewhere, without a .sha256 sidecar, needs --no-checksum.
+    """
     _restore(
         application(ctx),
         "db",
@@ -202,6 +247,8 @@ def restore_db(
         timeout=timeout,
         project_dir=project_dir,
         json_out=json_out,
+        no_checksum=no_checksum,
+        allow_foreign=allow_foreign,
     )
 
 
@@ -211,6 +258,7 @@ def restore_media(
     file: MediaBackup,
     yes: YesFlag = False,
     age_identity: Identity = None,
+    no_checksum: NoChecksum = False,
     timeout: Timeout = 180,
     project_dir: ProjectDir = None,
     json_out: JsonFlag = False,
@@ -225,4 +273,5 @@ def restore_media(
         timeout=timeout,
         project_dir=project_dir,
         json_out=json_out,
+        no_checksum=no_checksum,
     )

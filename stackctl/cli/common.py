@@ -35,8 +35,9 @@ class Application:
     """One per invocation: the console, and the project, configs and stacks it resolves, each
     once (a command that needs the prod stack twice validates .env.prod once)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, host: str | None = None) -> None:
         self.console = console
+        self.host = host  # the engine's address (--host / DOCKER_HOST); None: the local one
         self._loaded: dict[tuple[Path, str], LoadedConfig] = {}
 
     def project(self, directory: Path | None) -> Project:
@@ -44,8 +45,9 @@ class Application:
 
         return Project.at(directory)
 
-    def config(self, directory: Path | None, profile: Profile) -> LoadedConfig:
-        """The validated config of one profile; its warnings are shown the first time."""
+    def config(self, directory: Path | None, profile: Profile, *, warn: bool = True) -> LoadedConfig:
+        """The validated config of one profile; its warnings are shown the first time (unless
+        `warn` is off: `manage` prints the command's own output and nothing of ours)."""
         from stackctl.config import load_config
         from stackctl.core.identity import remember_identity
         from stackctl.core.stack import StackIdentity
@@ -54,14 +56,16 @@ class Application:
         key = (project.root, profile)
         if key not in self._loaded:
             self._loaded[key] = load_config(project.env_file(profile), profile=profile)
-            show_problems(self.console, self._loaded[key].warnings)
+            if warn:
+                show_problems(self.console, self._loaded[key].warnings)
             remember_identity(project, profile, StackIdentity.of(self._loaded[key].config))
         return self._loaded[key]
 
-    def stack(self, directory: Path | None, profile: Profile) -> Stack:
+    def stack(self, directory: Path | None, profile: Profile, *, warn: bool = True) -> Stack:
         from stackctl.core.stack import Stack
 
-        return Stack(self.project(directory), profile, config=self.config(directory, profile).config)
+        config = self.config(directory, profile, warn=warn).config
+        return Stack(self.project(directory), profile, config=config, host=self.host)
 
     def view(self, directory: Path | None, profile: Profile) -> StackView:
         """The running stack, for commands that only look at it (status): from the identity
@@ -74,7 +78,7 @@ class Application:
         if identity is None:
             return self.stack(directory, profile)
         self.console.debug(f"{project.env_file(profile).name} is unchanged since it was validated: cached identity")
-        return StackView(project, profile, identity)
+        return StackView(project, profile, identity, host=self.host)
 
     def confirm(self, question: str, *, yes: bool, flag: str = "--yes") -> None:
         """Ask before destroying data. Without a terminal and without --yes, refuse."""

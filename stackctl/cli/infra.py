@@ -6,11 +6,21 @@ from typing import Annotated
 
 import typer
 
-from stackctl.cli.common import JsonFlag, application
-from stackctl.errors import EngineError
+from stackctl.cli.common import Application, JsonFlag, application
+from stackctl.errors import EngineError, StackctlError
 
 engine_app = typer.Typer(help="Install and start a Docker engine on this host, or stop the one stackctl started.")
 images_app = typer.Typer(help="Build the stack's images from Debian packages (no registry needed).")
+
+
+def _here_only(app: Application, command: str) -> Application:
+    """engine ensure/stop and images build act on this machine: refuse a remote --host."""
+    if app.host and app.host.startswith("ssh://"):
+        raise StackctlError(
+            f"`stackctl {command}` works on this machine only, not on --host {app.host}",
+            hint=f"run `stackctl {command}` on that host itself (over ssh)",
+        )
+    return app
 
 
 @engine_app.command("ensure")
@@ -18,7 +28,7 @@ def engine_ensure(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Make a Docker engine and Compose v2 answer; change nothing if they already do."""
     from stackctl.core.engine import ensure_engine
 
-    out = application(ctx).console
+    out = _here_only(application(ctx), "engine ensure").console
     report = ensure_engine(report=out.progress_line)
     if json_out:
         out.json({**report.__dict__, "log_file": str(report.log_file) if report.log_file else None})
@@ -35,19 +45,22 @@ def engine_stop(ctx: typer.Context) -> None:
     """Stop the engine, only if stackctl started it."""
     from stackctl.core.engine import stop_engine
 
-    out = application(ctx).console
+    out = _here_only(application(ctx), "engine stop").console
     report = stop_engine(report=out.progress_line)
     out.success("; ".join(report.steps) or "nothing to stop")
 
 
 @engine_app.command("status")
 def engine_status(ctx: typer.Context) -> None:
-    """Exit 0 if a Docker engine answers."""
-    from stackctl.adapters.docker import engine_answers
+    """Exit 0 if a Docker engine answers (the one of --host / DOCKER_HOST, else the local one)."""
+    from stackctl.adapters.docker import engine_answers, engine_client, require_engine
 
-    if not engine_answers():
+    app = application(ctx)
+    if app.host:  # another engine: what is wrong with it, and the fix
+        require_engine(engine_client(app.host))
+    elif not engine_answers():
         raise EngineError("no Docker engine answers", hint="run `stackctl engine ensure`")
-    application(ctx).console.success("engine answers")
+    app.console.success(f"engine at {app.host} answers" if app.host else "engine answers")
 
 
 @images_app.command("build")
@@ -62,7 +75,7 @@ def images_build(
     """Build the base, python, postgres, redis and nginx images from Debian packages."""
     from stackctl.core.images import build_images, local_image_env
 
-    out = application(ctx).console
+    out = _here_only(application(ctx), "images build").console
     results = build_images(rebuild=rebuild, report=out.progress_line, suite=suite)
     env = local_image_env(suite)
     if json_out:

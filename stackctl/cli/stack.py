@@ -170,7 +170,7 @@ def logs(
     project_dir: ProjectDir = None,
 ) -> None:
     """Show the stack's logs."""
-    stack = application(ctx).stack(project_dir, profile_of(prod))
+    stack = application(ctx).stack(project_dir, profile_of(prod), warn=False)
     for _source, line in stack.logs(service, follow=follow, tail=tail):
         sys.stdout.write(line.decode(errors="replace"))
         sys.stdout.flush()
@@ -184,7 +184,7 @@ def manage(
     project_dir: ProjectDir = None,
 ) -> None:
     """Run manage.py in the web container: its output as it comes, and its exit code."""
-    stack = application(ctx).stack(project_dir, profile_of(prod))
+    stack = application(ctx).stack(project_dir, profile_of(prod), warn=False)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     for source, line in stack.manage(list(args or []) + list(ctx.args), tty=tty):
         stream = sys.stderr if source == "stderr" else sys.stdout

@@ -7,10 +7,12 @@ value it shows; `sensitive` marks secrets (never printed, never in an error).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stackctl.config.fields import (
@@ -159,9 +161,19 @@ class DjangoGroup(Group):
         return value.upper() if isinstance(value, str) else value
 
 
+def _url_safe_secret(value: SecretStr | None) -> SecretStr | None:
+    """A generated password's alphabet (token_urlsafe): it goes into URLs and config files as is."""
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{16,}", value.get_secret_value()):
+        raise ValueError("must be 16 or more letters, digits, - or _ (e.g. from `openssl rand -hex 24`)")
+    return value
+
+
 class DatabaseGroup(Group):
     title: ClassVar[str] = "Database"
-    postgres_user: str = var("django", doc="Database role the app uses (also creates it in the db container).")
+    postgres_user: str = var(
+        "django",
+        doc="The bundled database's superuser (the db container creates it). The dev app connects as it; in prod only backups and restores do, the app connects as DB_APP_USER.",
+    )
     postgres_password: SecretStr = var(doc="Password of POSTGRES_USER.", example="change-me", sensitive=True)
     postgres_db: str = var("django", doc="Database name.")
     postgres_host: str = var("db", doc="Database host; `db` is the bundled postgres service.")
@@ -170,6 +182,16 @@ class DatabaseGroup(Group):
         None,
         doc="Optional full URL (postgres://user:pass@host:port/name). When set it must agree with the POSTGRES_* parts for the bundled db.",
         sensitive=True,
+    )
+    db_app_user: str = var(
+        "django_app",
+        doc="Prod: the role the app connects as. It owns POSTGRES_DB and is not a superuser; `stackctl up --prod` creates it, or moves an existing database to it.",
+    )
+    db_app_password: SecretStr | None = var(
+        None,
+        doc="Prod: password of DB_APP_USER (letters, digits, - and _); empty: derived from POSTGRES_PASSWORD.",
+        sensitive=True,
+        example="",
     )
     db_backups_dir: str = var("/backups/db", doc="Where database backups are kept inside the backups volume.")
     db_backup_cron: Cron = var(
@@ -180,6 +202,12 @@ class DatabaseGroup(Group):
     )
     db_backup_keep_daily: int = var(7, doc="Keep the newest backup of each of the last N days.")
     db_backup_keep_weekly: int = var(4, doc="Keep the newest backup of each of the last M ISO weeks.")
+    db_backup_keep_monthly: int = var(6, doc="Keep the newest backup of each of the last N calendar months.")
+    db_backup_target: str | None = var(
+        None,
+        doc="Off-site copy of each database dump, the same kinds of target as MEDIA_BACKUP_TARGET; empty: MEDIA_BACKUP_TARGET's.",
+        example="",
+    )
 
     @field_validator("postgres_port")
     @classmethod
@@ -202,7 +230,23 @@ class DatabaseGroup(Group):
             raise ValueError("the URL's port is not a number") from exc
         return value
 
-    @field_validator("db_backup_retention_days", "db_backup_keep_daily", "db_backup_keep_weekly")
+    @field_validator("db_app_user")
+    @classmethod
+    def _app_user(cls, value: str, info: ValidationInfo) -> str:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+            raise ValueError("must be a lower-case role name (letters, digits, _)")
+        if value == info.data.get("postgres_user"):
+            raise ValueError("must differ from POSTGRES_USER, the superuser")
+        return value
+
+    @field_validator("db_app_password")
+    @classmethod
+    def _app_password(cls, value: SecretStr | None) -> SecretStr | None:
+        return _url_safe_secret(value)
+
+    @field_validator(
+        "db_backup_retention_days", "db_backup_keep_daily", "db_backup_keep_weekly", "db_backup_keep_monthly"
+    )
     @classmethod
     def _non_negative(cls, value: int) -> int:
         if value < 0:
@@ -212,8 +256,22 @@ class DatabaseGroup(Group):
 
 class CacheGroup(Group):
     title: ClassVar[str] = "Cache"
-    redis_url: str = var("redis://redis:6379/0", doc="Redis URL for the cache (and tasks).")
+    redis_url: str = var(
+        "redis://redis:6379/0",
+        doc="Redis URL for the cache (and tasks). In prod the bundled redis's password (REDIS_PASSWORD) is added to it in web's processes.",
+    )
+    redis_password: SecretStr | None = var(
+        None,
+        doc="Prod: the password the bundled redis requires (letters, digits, - and _); empty: derived from POSTGRES_PASSWORD.",
+        sensitive=True,
+        example="",
+    )
     cache_timeout_seconds: int = var(300, doc="Default cache timeout in seconds.")
+
+    @field_validator("redis_password")
+    @classmethod
+    def _redis_password(cls, value: SecretStr | None) -> SecretStr | None:
+        return _url_safe_secret(value)
 
     @field_validator("redis_url")
     @classmethod
@@ -264,6 +322,53 @@ class NginxGroup(Group):
     tls_cert_path: str = var("./certs/fullchain.pem", doc="Host path of the certificate chain (PEM).")
     tls_key_path: str = var("./certs/privkey.pem", doc="Host path of the private key (PEM).")
     nginx_max_upload_size: Size = var("20m", doc="client_max_body_size: the largest upload nginx accepts.")
+    tls_terminated_in_front: bool = var(
+        False,
+        doc="A proxy or load balancer in front of nginx ends TLS, so prod may publish plain HTTP on a public NGINX_BIND_ADDRESS. nginx then sees that proxy's address: the per-address limits below count it as one client unless NGINX_TRUSTED_PROXIES is set.",
+    )
+    nginx_trusted_proxies: CommaList = var(
+        [],
+        doc="Comma-separated addresses or networks (10.0.0.0/8) of the proxies in front: nginx takes the client's address from their X-Forwarded-For (set_real_ip_from) and their X-Forwarded-Proto, so limits and logs see real clients. A proxy on this host that connects to 127.0.0.1 reaches nginx from the Docker network's gateway (docker-proxy): list that address. Empty: nginx is the edge and trusts no header.",
+        example="",
+    )
+    # Slow and idle clients (time values: a number with ms, s, m, h or d; bare numbers are seconds).
+    nginx_client_header_timeout: str = var(
+        "10s", doc="client_header_timeout: a client must send its whole request header within this time (slowloris)."
+    )
+    nginx_client_body_timeout: str = var(
+        "10s", doc="client_body_timeout: the longest pause between two reads of a request body."
+    )
+    nginx_send_timeout: str = var(
+        "10s", doc="send_timeout: the longest pause between two writes to a client that stopped reading."
+    )
+    nginx_keepalive_timeout: str = var(
+        "15s", doc="keepalive_timeout: how long an idle keep-alive connection stays open."
+    )
+    nginx_keepalive_requests: int = var(1000, doc="keepalive_requests: requests served on one keep-alive connection.")
+    nginx_keepalive_time: str = var("1h", doc="keepalive_time: the longest life of one keep-alive connection.")
+    nginx_websocket_idle_timeout: str = var(
+        "1h",
+        doc="How long a websocket may go without a message from the app (proxy_read_timeout) or the client's side accepting one (proxy_send_timeout) before nginx closes it.",
+    )
+    # Abuse limits, per client address ($binary_remote_addr). Over a limit nginx answers 429.
+    nginx_conn_limit_per_ip: int = var(
+        100,
+        doc="limit_conn: open connections (HTTP/2 streams, websockets) one address may hold at once; 0 turns it off.",
+    )
+    nginx_login_paths: CommaList = var(
+        ["/admin/login/"],
+        doc="Comma-separated path prefixes of login forms whose POSTs NGINX_LOGIN_RATE limits.",
+        example="/admin/login/",
+    )
+    nginx_login_rate: str = var("10r/m", doc="limit_req rate of login POSTs per address (r/s or r/m).")
+    nginx_login_burst: int = var(5, doc="Login POSTs above NGINX_LOGIN_RATE one address may send at once.")
+    nginx_upload_paths: CommaList = var(
+        [],
+        doc="Comma-separated path prefixes of upload endpoints whose POST, PUT and PATCH requests NGINX_UPLOAD_RATE limits; multipart/form-data bodies are limited on every path.",
+        example="/upload",
+    )
+    nginx_upload_rate: str = var("30r/m", doc="limit_req rate of uploads per address (r/s or r/m).")
+    nginx_upload_burst: int = var(10, doc="Uploads above NGINX_UPLOAD_RATE one address may send at once.")
 
     @field_validator("http_port", "https_port")
     @classmethod
@@ -271,6 +376,90 @@ class NginxGroup(Group):
         if not 1 <= value <= 65535:
             raise ValueError("port must be between 1 and 65535")
         return value
+
+    @field_validator(
+        "nginx_client_header_timeout",
+        "nginx_client_body_timeout",
+        "nginx_send_timeout",
+        "nginx_keepalive_timeout",
+        "nginx_keepalive_time",
+        "nginx_websocket_idle_timeout",
+    )
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        """An nginx time, 1s to 1d, or 0."""
+        match = re.fullmatch(r"(\d+)(ms|s|m|h|d)?", value.strip())
+        if not match:
+            raise ValueError("not a time (a number with ms, s, m, h or d, e.g. 10s or 1h)")
+        number, unit = int(match[1]), match[2] or "s"
+        seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+        if seconds > 86400 or (seconds < 1 and seconds != 0):
+            raise ValueError("must be between 1s and 1d")
+        return f"{number}{unit}"
+
+    @field_validator(
+        "nginx_client_header_timeout",
+        "nginx_client_body_timeout",
+        "nginx_send_timeout",
+        "nginx_keepalive_time",
+        "nginx_websocket_idle_timeout",
+    )
+    @classmethod
+    def _not_zero(cls, value: str) -> str:
+        if re.fullmatch(r"0[a-z]*", value):
+            raise ValueError("must be at least 1s (only NGINX_KEEPALIVE_TIMEOUT may be 0, which turns keep-alive off)")
+        return value
+
+    @field_validator("nginx_login_rate", "nginx_upload_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        match = re.fullmatch(r"([1-9]\d{0,5})\s*r/([sm])", value.strip())
+        if not match:
+            raise ValueError("not a request rate (a positive number of requests per second or minute: 10r/m, 5r/s)")
+        return f"{match[1]}r/{match[2]}"
+
+    @field_validator("nginx_keepalive_requests", "nginx_login_burst", "nginx_upload_burst", "nginx_conn_limit_per_ip")
+    @classmethod
+    def _count(cls, value: int, info: ValidationInfo) -> int:
+        low = 1 if info.field_name == "nginx_keepalive_requests" else 0
+        if not low <= value <= 100000:
+            raise ValueError(f"must be between {low} and 100000")
+        return value
+
+    @field_validator("nginx_login_paths", "nginx_upload_paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not re.fullmatch(r"/[A-Za-z0-9._~%:@/-]*", path):
+                raise ValueError(
+                    "each path must start with / and hold only letters, digits and . _ ~ % : @ / - (e.g. /admin/login/)"
+                )
+        return value
+
+    @field_validator("nginx_trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        networks = []
+        for item in value:
+            try:
+                network = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8): {item}") from None
+            if network.prefixlen == 0:
+                raise ValueError("trusting every address lets any client choose the address the limits see")
+            networks.append(str(network))
+        return networks
+
+    @property
+    def binds_loopback(self) -> bool:
+        """NGINX_BIND_ADDRESS is a loopback address: nothing off this host reaches nginx."""
+        address = self.nginx_bind_address.strip("[]")
+        if address == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(address).is_loopback
+        except ValueError:
+            return False
 
 
 class SecurityGroup(Group):
@@ -336,6 +525,12 @@ class ResourcesGroup(Group):
     db_cpu_limit: Cpus = var("2", doc="CPU limit of db in prod.")
     db_memory_limit: Size = var("1g", doc="Memory limit of db in prod.")
     redis_memory_limit: Size = var("256m", doc="Memory limit of redis in prod.")
+    nginx_cpu_limit: Cpus = var("1", doc="CPU limit of nginx in prod.")
+    nginx_memory_limit: Size = var("256m", doc="Memory limit of nginx in prod.")
+    backup_cpu_limit: Cpus = var(
+        "1", doc="CPU limit of the backup container in prod (pg_dump, compression, encryption)."
+    )
+    backup_memory_limit: Size = var("512m", doc="Memory limit of the backup container in prod.")
 
     @field_validator("web_concurrency")
     @classmethod
@@ -354,6 +549,10 @@ class BackupsGroup(Group):
         1,
         doc="Compression level of database dumps (pg_dump custom format) and media archives (gzip), 0-9; the default's figures are in the README's benchmarks.",
     )
+    backup_job_timeout_seconds: int = var(
+        21600,
+        doc="The backup scheduler stops a job (dump, archive, off-site copy) that runs longer than this, so a hung one never blocks the next runs.",
+    )
 
     @field_validator("backup_age_recipients")
     @classmethod
@@ -368,6 +567,13 @@ class BackupsGroup(Group):
     def _level(cls, value: int) -> int:
         if not 0 <= value <= 9:
             raise ValueError("must be between 0 and 9")
+        return value
+
+    @field_validator("backup_job_timeout_seconds")
+    @classmethod
+    def _job_timeout(cls, value: int) -> int:
+        if value < 60:
+            raise ValueError("must be 60 seconds or more")
         return value
 
 

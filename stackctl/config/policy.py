@@ -175,21 +175,50 @@ def prod_policy(cfg: StackConfig, file: str, *, base_dir: Path) -> list[ConfigPr
                 "set SECURE_HSTS_SECONDS=31536000 (start lower while testing)",
                 value=str(sec.secure_hsts_seconds),
             )
-    else:
-        err(
-            "USE_TLS",
-            "Nginx",
-            "prod serves plain HTTP",
-            "set USE_TLS=true with a certificate, or terminate TLS in front of nginx",
-            severity="warning",
-        )
-    if db.db_backup_retention_days and db.db_backup_retention_days < 7:
+    elif not ngx.tls_terminated_in_front:
+        if ngx.binds_loopback:
+            err(
+                "USE_TLS",
+                "Nginx",
+                "prod serves plain HTTP (on loopback only)",
+                "set USE_TLS=true with a certificate, or TLS_TERMINATED_IN_FRONT=true when a proxy on this host "
+                "ends TLS",
+                severity="warning",
+            )
+        else:
+            err(
+                "NGINX_BIND_ADDRESS",
+                "Nginx",
+                "prod would serve plain HTTP on a public address",
+                "set USE_TLS=true with a certificate; or TLS_TERMINATED_IN_FRONT=true when a proxy or load balancer "
+                "in front of nginx ends TLS; or NGINX_BIND_ADDRESS=127.0.0.1",
+                value=ngx.nginx_bind_address,
+            )
+    if db.db_backup_retention_days < 7:
         err(
             "DB_BACKUP_RETENTION_DAYS",
             "Database",
-            "keeps less than a week of backups",
-            "use 7 or more",
+            "keeps less than a week of backups" if db.db_backup_retention_days else "keeps no backup by age (0 days)",
+            "use 7 or more (30 is the default)",
             value=str(db.db_backup_retention_days),
+        )
+    if not (db.db_backup_target or cfg.storage.media_backup_target):
+        err(
+            "DB_BACKUP_TARGET",
+            "Database",
+            "no off-site target: the only copy of each backup sits on the disk that holds the database",
+            "set DB_BACKUP_TARGET (or MEDIA_BACKUP_TARGET, which both kinds then use) to a /path on another disk, "
+            "rsync://host/module/path, user@host:/path or rclone:remote:path",
+            severity="warning",
+        )
+    if not cfg.backups.backup_age_recipients:
+        err(
+            "BACKUP_AGE_RECIPIENTS",
+            "Backups",
+            "backups are not encrypted: anyone with docker access (or the off-site copy) reads them",
+            "generate a key pair with `age-keygen -o key.txt`, keep key.txt off the server, "
+            "and set BACKUP_AGE_RECIPIENTS to its public key (age1...)",
+            severity="warning",
         )
     if db.db_backup_keep_daily + db.db_backup_keep_weekly == 0:
         err("DB_BACKUP_KEEP_DAILY", "Database", "prod keeps no daily or weekly backups", "set DB_BACKUP_KEEP_DAILY=7")

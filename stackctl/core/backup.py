@@ -3,7 +3,9 @@
 Every operation runs one of the backup container's own scripts (`backup_db.sh`,
 `backupctl.py`, ...) with `docker compose exec`, the same commands docs/deployment.md
 gives for working by hand, and reads the JSON line each prints last. Host files are
-copied into the container's /backups/incoming/ first. Nothing here talks to postgres.
+copied into the container's /backups/incoming/ first, each run in a folder of its own.
+Nothing here talks to postgres. Names go to the scripts after `--`, and a name that starts
+with `-` is refused: it is an option in the wrong place, never a backup.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run as run_docker
 
 from stackctl.core.progress import Report, quiet
 from stackctl.core.stack import Stack, StackStatus, StackView
@@ -28,6 +31,20 @@ SERVICE = "backup"
 INCOMING = "/backups/incoming"
 BACKUP_USER = "stackbackup"
 UP_HINT = "start the prod stack first: stackctl up --prod"
+# Run as root on a staged copy: refuse links and special files, then hand the folder to the
+# backup user. The folder is root's own until then (mode 0700), so nothing can swap a link in.
+HAND_OVER = (
+    'set -eu; d=$1; u=$2; bad=$(find "$d" -mindepth 1 ! -type f ! -type d -print -quit);'
+    ' if [ -n "$bad" ]; then echo "refusing ${bad#"$d"/}: a link or a special file" >&2; exit 65; fi;'
+    ' chown -R --no-dereference "$u:$u" -- "$d"; chmod -R u=rwX,g=rX,o= -- "$d"'
+)
+# Run as the backup user with the identity on stdin: it lands on a tmpfs (/dev/shm), never on
+# the container's writable layer or a volume; prints its path.
+IDENTITY_IN = (
+    "set -eu; umask 077; d=$(mktemp -d /dev/shm/stackctl-age-XXXXXX);"
+    ' if [ "$(stat -f -c %T "$d")" != tmpfs ]; then rmdir "$d"; echo "/dev/shm is not a tmpfs" >&2; exit 73; fi;'
+    ' cat > "$d/identity"; printf "%s\n" "$d/identity"'
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +55,7 @@ class BackupResult:
     seconds: float
     sha256: str
     encrypted: bool
-    copied_to: str | None = None  # MEDIA_BACKUP_TARGET, when the archive was copied there
+    copied_to: str | None = None  # the off-site target (DB_/MEDIA_BACKUP_TARGET), when copied there
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,8 @@ class PruneResult:
     kept: list[str]
     deleted: list[str]
     orphans: list[str]
+    damaged: list[str] = field(default_factory=list)  # their hash does not match their sidecar
+    unclassified: list[str] = field(default_factory=list)  # never deleted: no sidecar, or not a backup's name
 
 
 # -- running scripts in the backup container -----------------------------------------------------
@@ -123,68 +142,117 @@ def _exec_plain(stack: Stack, argv: list[str], *, user: str | None = None) -> No
         raise BackupError(f"`{' '.join(argv[:2])}` failed in the backup container (exit {exc.return_code})") from None
 
 
+def check_name(name: str, *, error: type[StackctlError] = BackupError) -> None:
+    """A backup name or path never starts with `-`: that is an option given in the wrong place."""
+    if name.startswith("-"):
+        raise error(
+            f"refusing {name!r}: a backup name never starts with - (an option in the wrong place?)",
+            hint="give a name from `stackctl backup list`, or a host path (./-file for a file named so)",
+        )
+
+
 @contextmanager
 def staged(stack: Stack, file: str | Path, *, error: type[StackctlError] = BackupError) -> Iterator[str]:
-    """What to pass to the scripts for FILE: a host file is copied (with its .sha256 sidecar)
-    into /backups/incoming/ for the duration; a bare name is left for the scripts to find."""
+    """What to pass to the scripts for FILE: a host file or folder (a directory-format dump) is
+    copied, with its .sha256 sidecar, into a folder of this run's own under /backups/incoming/
+    for the duration; a bare name is left for the scripts to find.
+
+    A host symlink is followed here, on the host, as the user's own; what reaches the
+    container is the file it points to. The copy lands in a fresh folder only root can write
+    to, is refused if it holds a link or a special file, and only then handed to the backup
+    user: no chown or chmod ever follows a link."""
+    check_name(str(file), error=error)
     path = Path(file).expanduser()
-    if not path.is_file():
+    if not (path.is_file() or path.is_dir()):
         if "/" in str(file) or not str(file):
             raise error(f"no such file: {file}", hint="give a host path, or a backup name from `stackctl backup list`")
         yield str(file)
         return
+    real = path.resolve(strict=True)
     container = backup_container(stack)
-    target = f"{INCOMING}/{path.name}"
-    copies = [(path, target)]
+    folder = f"{INCOMING}/stage-{uuid.uuid4().hex}"
+    target = f"{folder}/{path.name}"
+    copies = [(real, target)]
     sidecar = path.with_name(path.name + ".sha256")
     if sidecar.is_file():
-        copies.append((sidecar, target + ".sha256"))
+        copies.append((sidecar.resolve(strict=True), target + ".sha256"))
+    _check_room(stack, sum(_size(source) for source, _ in copies), f"the copy of {path.name}", error)
     try:
         try:
-            _exec_plain(stack, ["mkdir", "-p", INCOMING])
+            _exec_plain(stack, ["mkdir", "-m", "0700", "--", folder], user="root")
             for source, dest in copies:
                 stack.client.copy(source, (container, dest))
-            # docker cp writes as root: hand the copies to the backup user
-            _exec_plain(stack, ["chown", f"{BACKUP_USER}:{BACKUP_USER}", *(d for _, d in copies)], user="root")
+            stack.client.compose.execute(
+                SERVICE, ["sh", "-c", HAND_OVER, "sh", folder, BACKUP_USER], tty=False, user="root"
+            )
         except DockerException as exc:
-            raise error(f"could not copy {path} into the backup container (exit {exc.return_code})") from None
+            raise error(
+                f"could not stage {path} in the backup container (exit {exc.return_code})\n"
+                f"{_tail(exc.stderr)}".rstrip(),
+                hint="give a regular file (or a directory-format dump holding only files)",
+            ) from None
         yield target
     finally:
-        _remove(stack, [d for _, d in copies])
+        _remove(stack, [folder])
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def _check_room(stack: Stack, needed: int, what: str, error: type[StackctlError]) -> None:
+    """The backups volume must have room for NEEDED more bytes, or nothing is staged."""
+    try:
+        _exec_plain(stack, ["mkdir", "-p", INCOMING])
+        out = stack.client.compose.execute(SERVICE, ["stat", "-f", "-c", "%a %S", INCOMING], tty=False)
+        blocks, block_size = (int(x) for x in str(out).split()[:2])
+    except (DockerException, ValueError):
+        return  # the copy itself fails, and says so, when the room runs out
+    free = blocks * block_size
+    if free < needed:
+        raise error(
+            f"not enough room in the backups volume for {what}: {needed} bytes needed, {free} free;"
+            " nothing was changed",
+            hint="free some space (stackctl backup prune, or move old backups off the host), then try again",
+        )
 
 
 @contextmanager
 def age_identity(stack: Stack, identity: Path | None) -> Iterator[dict[str, str]]:
-    """Copy an age identity file (a private key) into the container's /tmp for one job.
+    """Put an age identity file (a private key) on a tmpfs in the container for one job.
 
-    It never enters argv or the backups volume, is readable by the backup user only, and is
+    It goes through `docker compose exec`'s stdin (`docker cp` cannot write to a tmpfs: it
+    would land on the container's writable layer), into a fresh folder under /dev/shm that
+    only the backup user can read. It never enters argv, a volume or an image layer, and is
     removed afterwards. Yields the environment the restore scripts read it from.
     """
     if identity is None:
         yield {}
         return
     if not identity.is_file():
-        raise BackupError(f"no such age identity file: {identity}")
-    container = backup_container(stack)
-    dest = f"/tmp/.age-identity-{uuid.uuid4().hex}"
+        raise BackupError(f"no such age identity file: {identity}", hint="pass --age-identity PATH of the private key")
+    backup_container(stack)
+    key = identity.read_bytes()
+    argv = [*stack.client.client_config.docker_compose_cmd, "exec", "--no-TTY", SERVICE, "sh", "-c", IDENTITY_IN]
     try:
-        try:
-            stack.client.copy(identity, (container, dest))
-            _exec_plain(stack, ["chown", f"{BACKUP_USER}:{BACKUP_USER}", dest], user="root")
-            _exec_plain(stack, ["chmod", "0600", dest], user="root")
-        except DockerException as exc:
-            raise BackupError(
-                f"could not copy the age identity into the backup container (exit {exc.return_code})"
-            ) from None
+        dest = str(run_docker(argv, input=key)).strip().splitlines()[-1]
+    except (DockerException, IndexError):
+        raise BackupError(
+            "could not put the age identity on a tmpfs in the backup container",
+            hint="is /dev/shm a tmpfs in the backup container (docker's default)?",
+        ) from None
+    try:
         yield {"BACKUP_AGE_IDENTITY": dest}
     finally:
-        _remove(stack, [dest])
+        _remove(stack, [str(Path(dest).parent)])
 
 
 def _remove(stack: Stack, paths: list[str]) -> None:
     """Best effort: a staged copy that cannot be removed stays in the container; say nothing."""
     with suppress(DockerException):
-        stack.client.compose.execute(SERVICE, ["rm", "-f", "--", *paths], tty=False, user="root")
+        stack.client.compose.execute(SERVICE, ["rm", "-rf", "--", *paths], tty=False, user="root")
 
 
 # -- the operations -------------------------------------------------------------------------------
@@ -209,17 +277,18 @@ def take_backup(
         argv += ["--label", label]
     if kind == "db" and from_previous:
         argv += ["--from-previous", from_previous]
-    if kind == "media" and not copy:
+    if not copy:
         argv.append("--no-copy")
     try:
         out = stack.client.compose.execute(SERVICE, argv, tty=False)
     except DockerException as exc:
         copied = last_json(exc.stdout or "")
-        if kind == "media" and exc.return_code == 3 and copied.get("file"):
+        if exc.return_code == 3 and copied.get("file"):
+            variable = "MEDIA_BACKUP_TARGET" if kind == "media" else "DB_BACKUP_TARGET (or MEDIA_BACKUP_TARGET)"
             raise BackupError(
-                f"the media archive {copied['file']} was written, but copying it to "
+                f"the {kind} backup {copied['file']} was written, but copying it to "
                 f"{copied.get('copied_to')} failed\n{_tail(exc.stderr)}",
-                hint="check MEDIA_BACKUP_TARGET and its credentials; the local archive is kept",
+                hint=f"check {variable} and its credentials; the local copy is kept",
             ) from None
         raise BackupError(
             f"the {kind} backup failed (exit {exc.return_code}); no backup file was left behind\n{_tail(exc.stderr)}",
@@ -273,7 +342,7 @@ def verify_backup(stack: Stack, name_or_path: str | Path, *, identity: Path | No
     with staged(stack, name_or_path) as target, age_identity(stack, identity) as envs:
         payload = run_script(
             stack,
-            ["backupctl.py", "verify", target, "--json"],
+            ["backupctl.py", "verify", "--json", "--", target],
             what=f"verifying {Path(target).name}",
             envs=envs,
             hint="the backup is damaged or unreadable; keep it aside and use another one",
@@ -300,6 +369,8 @@ def prune_backups(stack: Stack, *, dry_run: bool) -> PruneResult:
         kept=list(payload.get("kept", [])),
         deleted=list(payload.get("deleted", [])),
         orphans=list(payload.get("orphans", [])),
+        damaged=list(payload.get("damaged", [])),
+        unclassified=list(payload.get("unclassified", [])),
     )
 
 

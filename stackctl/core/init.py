@@ -34,7 +34,15 @@ from stackctl.core.project import Project
 from stackctl.core.render import render_set
 from stackctl.errors import ConfigProblem
 
-GITIGNORE_LINES = (".env", ".env.prod", ".env.*.local", "backups/", "certs/privkey.pem", ".stackctl/cache/")
+GITIGNORE_LINES = (
+    ".env",
+    ".env.prod",
+    ".env.*.local",
+    "backups/",
+    "certs/privkey.pem",
+    ".stackctl/cache/",
+    ".stackctl/secrets/",
+)
 LOCK_OF_KIND = {"poetry": "poetry.lock", "uv": "uv.lock", "pipenv": "Pipfile.lock"}
 
 
@@ -128,7 +136,12 @@ def _values(detected: DjangoProject, profile: Profile, images: ImageSelection, p
         if values[optional] in ("", "."):
             del values[optional]
     if profile == "prod":
-        values.update({"NGINX_BIND_ADDRESS": "0.0.0.0", "HTTP_PORT": "80", "HTTPS_PORT": "443"})
+        # Loopback until TLS is set up: prod refuses plain HTTP on a public address unless
+        # TLS_TERMINATED_IN_FRONT says a proxy in front ends it.
+        values.update({"NGINX_BIND_ADDRESS": "127.0.0.1", "HTTP_PORT": "80", "HTTPS_PORT": "443"})
+    if profile == "prod":
+        # the app's own database role and redis's password (see core/secretfiles.py)
+        values.update({"DB_APP_PASSWORD": secrets.token_urlsafe(24), "REDIS_PASSWORD": secrets.token_urlsafe(24)})
     bundle = host_ca_bundle()
     if bundle:
         values["BUILD_CA_BUNDLE"] = bundle

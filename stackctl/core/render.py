@@ -60,6 +60,8 @@ DEV_SET: tuple[Artifact, ...] = (
     Artifact("compose/stackctl/stackctl_asgi.py", "compose/stackctl/stackctl_asgi.py"),
     Artifact("compose/stackctl/stackctl_verify.py", "compose/stackctl/stackctl_verify.py"),
     Artifact("compose/stackctl/stackctl_build.py", "compose/stackctl/stackctl_build.py"),
+    Artifact("compose/stackctl/stackctl_migrations.py", "compose/stackctl/stackctl_migrations.py"),
+    Artifact("compose/stackctl/stackctl_packages.py", "compose/stackctl/stackctl_packages.py"),
 )
 PROD_STATIC: tuple[Artifact, ...] = (
     Artifact("docker-compose.prod.yml", "docker-compose.prod.yml.j2"),
@@ -72,6 +74,8 @@ PROD_STATIC: tuple[Artifact, ...] = (
     Artifact("compose/stackctl/stackctl_asgi.py", "compose/stackctl/stackctl_asgi.py"),
     Artifact("compose/stackctl/stackctl_verify.py", "compose/stackctl/stackctl_verify.py"),
     Artifact("compose/stackctl/stackctl_build.py", "compose/stackctl/stackctl_build.py"),
+    Artifact("compose/stackctl/stackctl_migrations.py", "compose/stackctl/stackctl_migrations.py"),
+    Artifact("compose/stackctl/stackctl_packages.py", "compose/stackctl/stackctl_packages.py"),
 )
 
 

@@ -57,21 +57,29 @@ def restore_db(
     report: Report = quiet,
     identity: Path | None = None,
     timeout: int = 180,
+    no_checksum: bool = False,
+    allow_foreign: bool = False,
 ) -> RestoreResult:
-    """Replace POSTGRES_DB with the content of FILE (a host path or a backup name)."""
+    """Replace POSTGRES_DB with the content of FILE (a host path or a backup name).
+
+    FILE is a pg_dump archive (custom, tar or directory format) or plain SQL, maybe gzipped.
+    `no_checksum` accepts one without a .sha256 sidecar (a dump from elsewhere); it is still
+    read through and must be this app's database, unless `allow_foreign`."""
     db = stack.config.database.postgres_db
+    unchecked = " It has no checksum to vouch for it." if no_checksum else ""
     return _restore(
         stack,
         "db",
         file,
         question=lambda name, writers: (
-            f"Replace the database {db!r} of {stack.name} with {name}?"
+            f"Replace the database {db!r} of {stack.name} with {name}?{unchecked}"
             f" (the current one is kept aside until its safety backup is written{_stopping(writers)})"
         ),
         confirm=confirm,
         report=report,
         identity=identity,
         timeout=timeout,
+        flags=[*(["--no-checksum"] if no_checksum else []), *(["--allow-foreign"] if allow_foreign else [])],
     )
 
 
@@ -83,6 +91,7 @@ def restore_media(
     report: Report = quiet,
     identity: Path | None = None,
     timeout: int = 180,
+    no_checksum: bool = False,
 ) -> RestoreResult:
     """Replace the content of the media volume with the archive FILE (a host path or a name)."""
     return _restore(
@@ -97,6 +106,7 @@ def restore_media(
         report=report,
         identity=identity,
         timeout=timeout,
+        flags=["--no-checksum"] if no_checksum else [],
     )
 
 
@@ -116,6 +126,7 @@ def _restore(
     report: Report,
     identity: Path | None,
     timeout: int,
+    flags: list[str],
 ) -> RestoreResult:
     started = time.monotonic()
     script = f"restore_{kind}.sh"
@@ -125,13 +136,15 @@ def _restore(
         report(f"checking {name}: checksum, decryption, readability")
         check = run_script(
             stack,
-            [script, "--check", target],
+            [script, "--check", *flags, "--", target],
             what=f"checking {name}",
             envs=envs,
             error=RestoreError,
             hint="nothing was changed; the backup is damaged, unreadable or missing its .sha256 sidecar",
         )
         report(f"{name}: checksum {check.get('checksum')}, readable")
+        if kind == "db":
+            _check_db_room(stack, int(check.get("bytes") or 0), report)
         writers = running_writers(stack)
         confirm(question(name, writers))
         _stop(stack, writers, report, timeout)
@@ -141,12 +154,22 @@ def _restore(
             report(f"restoring {name}")
             payload = run_script(
                 stack,
-                [script, target],
+                [script, *flags, "--", target],
                 what=f"restoring {name}",
                 envs=envs,
                 error=RestoreError,
                 hint="the live data was not replaced; the restore works on a copy until its last step",
             )
+        except BaseException:
+            _start(stack, writers, report, timeout, best_effort=True)
+            raise
+    if kind == "db":
+        # what restore_db.sh restored belongs to the superuser: hand it to the app's own role
+        # (stackctl/core/dbroles.py), or the app could not read its own tables
+        from stackctl.core.dbroles import ensure_app_role
+
+        try:
+            ensure_app_role(stack)
         except BaseException:
             _start(stack, writers, report, timeout, best_effort=True)
             raise
@@ -269,3 +292,29 @@ def _drop_old(stack: Stack, old: str, report: Report) -> str | None:
         return old
     report(f"dropped the previous database {old}")
     return None
+
+
+def _check_db_room(stack: Stack, archive_bytes: int, report: Report) -> None:
+    """The db volume must hold the scratch database beside the live one (which the swap keeps
+    as the previous database until its safety dump is written): about the larger of the live
+    database and the archive. Refused before anything changes; skipped with a warning when
+    the db service cannot say."""
+    probe = (
+        "set -eu; df -Pk \"${PGDATA:-/var/lib/postgresql/data}\" | awk 'NR == 2 { print $4 }';"
+        ' echo "SELECT pg_database_size(:\'db\')" | psql -X -At -U "$POSTGRES_USER" -d postgres -v db="$1"'
+    )
+    database = stack.config.database.postgres_db
+    try:
+        out = stack.client.compose.execute("db", ["sh", "-c", probe, "sh", database], tty=False)
+        free_kib, live = (int(x) for x in str(out).split()[:2])
+        free = free_kib * 1024
+    except (DockerException, ValueError):
+        report("warning: could not measure the free space of the db volume; restoring without that check")
+        return
+    needed = max(live, archive_bytes)
+    if free < needed:
+        raise RestoreError(
+            f"not enough room on the db volume for the scratch database: about {needed} bytes needed "
+            f"(the larger of {database} and the archive), {free} free; nothing was changed",
+            hint="free space on the db volume (drop old *_pre_restore_* databases, prune the host), then try again",
+        )

@@ -18,6 +18,7 @@ from stackctl.adapters.docker import (
     project_containers,
     require_engine,
 )
+from stackctl.adapters.remote import is_ssh
 from stackctl.config.profile import Profile
 from stackctl.core.progress import Report, quiet
 from stackctl.core.project import Project
@@ -122,8 +123,9 @@ class StackView:
     """A compose project as it runs: its containers, health and logs. Needs only the
     project's folder, the profile and the stack's identity, not its validated config."""
 
-    def __init__(self, project: Project, profile: Profile, identity: StackIdentity) -> None:
+    def __init__(self, project: Project, profile: Profile, identity: StackIdentity, *, host: str | None = None) -> None:
         self.project = project
+        self.host = host  # another engine (`ssh://user@host[:port]`); None: DOCKER_HOST or the local one
         self.profile = profile
         self.env_file = project.env_file(profile)
         self.identity = identity
@@ -137,12 +139,16 @@ class StackView:
     @property
     def client(self) -> DockerClient:
         if self._client is None:
-            self._client = compose_client(
+            client = compose_client(
                 project_dir=self.project.root,
                 compose_files=self.project.compose_files(self.profile),
                 env_file=self.env_file,
                 project_name=self.name,
+                host=self.host,
             )
+            if is_ssh(self.host):  # before any compose call: say what is wrong with the host, if anything
+                require_engine(client)
+            self._client = client
         return self._client
 
     # How often wait_healthy asks (a `docker ps` and one `docker inspect`, 0.06-0.09 s together).
@@ -240,7 +246,7 @@ class StackView:
             return "(no logs available)"
 
     def logs(self, service: str | None, *, follow: bool, tail: int | None) -> Any:
-        require_engine()
+        require_engine(self.client)
         log_streamed(self.client, "logs", *(["--follow"] if follow else []), *([service] if service else []))
         try:
             return self.client.compose.logs(
@@ -256,8 +262,8 @@ class StackView:
 class Stack(StackView):
     """One compose project with its validated config: render, build, up, down, manage."""
 
-    def __init__(self, project: Project, profile: Profile, *, config: StackConfig) -> None:
-        super().__init__(project, profile, StackIdentity.of(config))
+    def __init__(self, project: Project, profile: Profile, *, config: StackConfig, host: str | None = None) -> None:
+        super().__init__(project, profile, StackIdentity.of(config), host=host)
         self.config = config
 
     # -- rendering -------------------------------------------------------------------------
@@ -267,7 +273,12 @@ class Stack(StackView):
         from stackctl.core.render import render_set
 
         plan = plan_files(self.project.root, render_set(self.config))
-        return [f.path for f in apply_plan(plan, force=force)]
+        written = [f.path for f in apply_plan(plan, force=force)]
+        if self.profile == "prod":  # what docker-compose.prod.yml's `secrets:` name
+            from stackctl.core.secretfiles import write_secret_files
+
+            written += write_secret_files(self.project.root, self.config)
+        return written
 
     # -- lifecycle -------------------------------------------------------------------------
     def build(self, report: Report = quiet) -> None:
@@ -289,6 +300,7 @@ class Stack(StackView):
     def up(self, *, report: Report = quiet, timeout: int = 180, build: bool = True) -> UpResult:
         # No `docker info` up front: only a failure asks whether the engine is there.
         started = time.monotonic()
+        _ = self.client  # a remote engine is checked here, before anything is rendered or changed
         rendered = self.ensure_rendered()
         for path in rendered:
             report(f"rendered {path}")
@@ -310,6 +322,17 @@ class Stack(StackView):
             failure = describe_failure(exc, what="docker compose up")
             bad = self.status().unhealthy_services()
             raise self._unhealthy(f"{failure.message}\nnot healthy: {', '.join(bad) or 'see logs'}", bad) from None
+        if self.profile == "prod":  # web waits for the database (DB_WAIT_TIMEOUT) meanwhile
+            from stackctl.core.dbroles import ensure_app_role
+
+            try:
+                change = ensure_app_role(self).describe()
+            except DockerCommandError:
+                # a db that does not start: say why, with its logs, as for any service
+                self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10), services=["db"])
+                raise
+            if change:
+                report(change)
         status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10))
         settings = None
         if self.profile == "prod":  # healthy is not enough: the settings really in effect
@@ -320,7 +343,7 @@ class Stack(StackView):
         return UpResult(self.name, rendered, time.monotonic() - started, status, settings)
 
     def down(self, *, volumes: bool = False) -> None:
-        require_engine()
+        require_engine(self.client)
         try:
             self.client.compose.down(volumes=volumes, remove_orphans=True, quiet=True)
         except DockerException as exc:

@@ -235,15 +235,20 @@ def parse_probe(output: str) -> SettingsSeen:
 
 
 def run_probe(stack: Stack) -> str:
-    """Run stackctl_verify in the web container (its working directory, /app)."""
+    """Run stackctl_verify in the running web container (its working directory, /app). By
+    container name, not `compose exec web`: that means container 1, and after a deploy the
+    serving container has another number."""
+    web = stack.status().running("web")
+    if web is None:
+        raise StackctlError(f"the web service of {stack.name} is not running", hint=f"start it: {stack.up_command}")
     try:
-        output = stack.client.compose.execute("web", ["python", "-m", VERIFY_MODULE], tty=False)
+        output = stack.client.container.execute(web.container, ["python", "-m", VERIFY_MODULE], tty=False)
     except DockerException as exc:
         raise StackctlError(
             f"could not read the settings in effect in web (exit {exc.return_code})\n{stderr_tail(exc.stderr, 5)}",
             hint=f"is the stack up? see `stackctl logs web`, or start it: {stack.up_command}",
         ) from None
-    return output or ""
+    return str(output or "")
 
 
 def verify_settings(stack: Stack, *, probe: Callable[[Stack], str] = run_probe) -> SettingsReport:

@@ -7,7 +7,9 @@ The backup container's main process. A croniter loop, not a cron daemon: one log
 event on stdout (never a secret), its state in /backups/.scheduler.json, and on SIGTERM
 or SIGINT it lets a running job finish (up to BACKUP_STOP_FINISH_SECONDS, default 40),
 else stops that job's whole process group (its trap removes the partial file), and
-exits 0. Jobs run one at a time: a job that falls due while the other runs is delayed,
+exits 0. A job that runs longer than BACKUP_JOB_TIMEOUT_SECONDS (a pg_dump hung on a lock,
+an off-site copy that never returns) is stopped the same way and counts as failed, so
+that it never blocks the runs after it. Jobs run one at a time: a job that falls due while the other runs is delayed,
 and starts as soon as that one ends. Runs are never caught up: a job runs once however
 many of its times went by while it was delayed or running, and times that went by while
 the container was down are skipped.
@@ -23,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backupctl import EX_CONFIG, UTC, Settings, SettingsError, iso, next_runs
+from backupctl import EX_CONFIG, STATED_BY, UTC, Settings, SettingsError, iso, next_runs
 
 KINDS = ("db", "media")
 
@@ -75,11 +78,13 @@ class Scheduler:
         jobs: list[Job],
         *,
         finish_seconds: float,
+        job_timeout: float | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
         self.finish_seconds = finish_seconds
+        self.job_timeout = job_timeout
         self.clock = clock
         self.stop = threading.Event()
         self.started = clock()
@@ -146,8 +151,12 @@ class Scheduler:
             log(f"{job.kind}: failed with exit code {code}")
 
     def _wait(self, proc: subprocess.Popen[bytes], job: Job) -> int:
+        started = time.monotonic()
         while proc.poll() is None:
             if not self.stop.wait(0.5):
+                if self.job_timeout and time.monotonic() - started > self.job_timeout:
+                    log(f"{job.kind}: timed out after {self.job_timeout:.0f}s (BACKUP_JOB_TIMEOUT_SECONDS)")
+                    return self._abort(proc, job)
                 continue
             log(f"{job.kind}: waiting up to {self.finish_seconds:.0f}s for the running job to finish")
             try:
@@ -184,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"error: {exc}")
         return EX_CONFIG
     finish = float(os.environ.get("BACKUP_STOP_FINISH_SECONDS") or 40)
+    timeout = os.environ.get("BACKUP_JOB_TIMEOUT_SECONDS", "")
+    if not (timeout.isascii() and timeout.isdigit() and int(timeout) > 0):
+        what = f"not a whole number of seconds: {timeout!r}" if timeout else f"not set ({STATED_BY})"
+        log(f"error: BACKUP_JOB_TIMEOUT_SECONDS: {what}")
+        return EX_CONFIG
     epoch = utc_now()
     jobs = [
         Job("db", settings.db_cron, ["backup_db.sh"], epoch),
@@ -195,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, KeyError) as exc:
         log(f"error: invalid cron expression: {exc}")
         return EX_CONFIG
-    scheduler = Scheduler(settings, jobs, finish_seconds=finish)
+    scheduler = Scheduler(settings, jobs, finish_seconds=finish, job_timeout=float(timeout))
     signal.signal(signal.SIGTERM, scheduler.request_stop)
     signal.signal(signal.SIGINT, scheduler.request_stop)
     log(f"started (db backups in {settings.db_dir}, media archives in {settings.media_dir})")

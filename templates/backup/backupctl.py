@@ -7,14 +7,18 @@ backup service's environment in docker-compose.prod.yml states every one, from t
 validated .env.prod. A command that needs a missing one names it and exits 78.
 
 Backups are files named `<prefix>-<UTC YYYYmmddTHHMMSSZ>[-<label>].<dump|tar.gz>[.age]`
-with a `NAME.sha256` sidecar (sha256sum format). A backup without its sidecar is "bad":
-it is listed, but never counts as a good backup for retention.
+with a `NAME.sha256` sidecar (sha256sum format). Retention counts a backup as good only
+when its file hashes to its sidecar's value (every prune re-hashes: a damaged backup never
+fills a keep slot). A backup whose hash does not match is "damaged"; one without a sidecar,
+and any other file in the backup folders, cannot be classified: prune never deletes those,
+it reports them.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import hashlib
 import itertools
 import json
@@ -23,10 +27,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 UTC = dt.UTC
@@ -39,7 +45,13 @@ ORPHAN_SECONDS = 3600
 GRACE = dt.timedelta(minutes=10)
 EX_CONFIG = 78  # a setting is missing or malformed (sysexits.h)
 TEXT_VARIABLES = ("BACKUP_ROOT", "DB_BACKUPS_DIR", "DB_BACKUP_CRON", "MEDIA_BACKUP_CRON")
-COUNT_VARIABLES = ("DB_BACKUP_RETENTION_DAYS", "DB_BACKUP_KEEP_DAILY", "DB_BACKUP_KEEP_WEEKLY")
+COUNT_VARIABLES = (
+    "DB_BACKUP_RETENTION_DAYS",
+    "DB_BACKUP_KEEP_DAILY",
+    "DB_BACKUP_KEEP_WEEKLY",
+    "DB_BACKUP_KEEP_MONTHLY",
+)
+IN_USE = ".in-use"  # a restore's working folder holds this file locked while it runs
 STATED_BY = "the backup service's environment in docker-compose.prod.yml states them"
 
 
@@ -60,6 +72,7 @@ class Settings:
     retention_days: int
     keep_daily: int
     keep_weekly: int
+    keep_monthly: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +95,7 @@ class Settings:
             retention_days=int(env["DB_BACKUP_RETENTION_DAYS"]),
             keep_daily=int(env["DB_BACKUP_KEEP_DAILY"]),
             keep_weekly=int(env["DB_BACKUP_KEEP_WEEKLY"]),
+            keep_monthly=int(env["DB_BACKUP_KEEP_MONTHLY"]),
         )
 
     def marker(self, kind: str) -> Path:
@@ -99,7 +113,7 @@ class Backup:
     kind: str  # "db" or "media"
     created: dt.datetime  # UTC, from the name
     label: str | None
-    good: bool  # its .sha256 sidecar exists
+    good: bool  # parse_backup: its .sha256 sidecar exists; prune: its hash matches the sidecar
 
     @property
     def name(self) -> str:
@@ -156,6 +170,7 @@ class Policy:
     keep_daily: int
     keep_weekly: int
     retention_days: int
+    keep_monthly: int = 0
 
 
 def _newest_per_period(good: Sequence[Backup], count: int, period: Any) -> set[Path]:
@@ -176,11 +191,12 @@ def _newest_per_period(good: Sequence[Backup], count: int, period: Any) -> set[P
 def retention(backups: Iterable[Backup], policy: Policy, now: dt.datetime) -> tuple[list[Backup], list[Backup]]:
     """Split backups of one kind into (keep, delete). Pure: no disk access.
 
-    Among good backups (sidecar present) keep: the newest of each of the last KEEP_DAILY
-    days that have one, the newest of each of the last KEEP_WEEKLY ISO weeks that have
-    one, every one younger than RETENTION_DAYS, and always the newest. Labelled backups
-    (e.g. pre-restore) follow the same rule. A bad backup is kept while younger than
-    RETENTION_DAYS and never fills a daily, weekly or newest slot.
+    Among good backups (`good`: prune sets it when the hash matches the sidecar) keep: the
+    newest of each of the last KEEP_DAILY days that have one, the newest of each of the
+    last KEEP_WEEKLY ISO weeks that have one, the newest of each of the last KEEP_MONTHLY
+    months that have one, every one younger than RETENTION_DAYS, and always the newest.
+    Labelled backups (e.g. pre-restore) follow the same rule. A bad backup is kept while
+    younger than RETENTION_DAYS and never fills a daily, weekly, monthly or newest slot.
     """
     ordered = sorted(backups, key=lambda b: b.created, reverse=True)
     good = [b for b in ordered if b.good]
@@ -190,29 +206,87 @@ def retention(backups: Iterable[Backup], policy: Policy, now: dt.datetime) -> tu
         keep.add(good[0].path)
     keep |= _newest_per_period(good, policy.keep_daily, lambda t: t.date())
     keep |= _newest_per_period(good, policy.keep_weekly, lambda t: t.isocalendar()[:2])
+    keep |= _newest_per_period(good, policy.keep_monthly, lambda t: (t.year, t.month))
     return [b for b in ordered if b.path in keep], [b for b in ordered if b.path not in keep]
 
 
+def in_use(folder: Path) -> bool:
+    """A running restore holds FOLDER/.in-use locked (restore_*.sh, make_workdir)."""
+    try:
+        handle = (folder / IN_USE).open("rb")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def orphans(directories: Iterable[Path], now: float) -> list[Path]:
-    """Temp files and folders (.tmp-*) left by an interrupted job, older than an hour."""
+    """Temp files and folders (.tmp-*) left by an interrupted job, older than an hour; never
+    the working folder of a restore that is still running, however old."""
     found = []
     for directory in directories:
         if not directory.is_dir():
             continue
         for path in directory.iterdir():
-            if path.name.startswith(TEMP_PREFIX) and now - path.lstat().st_mtime > ORPHAN_SECONDS:
-                found.append(path)
+            if not path.name.startswith(TEMP_PREFIX) or now - path.lstat().st_mtime <= ORPHAN_SECONDS:
+                continue
+            if path.is_dir() and not path.is_symlink() and in_use(path):
+                continue
+            found.append(path)
     return sorted(found)
 
 
+def unclassified(directory: Path) -> list[Path]:
+    """Files in a backup folder that prune cannot classify: named like no backup (sidecars
+    and temp files aside), or a backup without its sidecar. Never deleted."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.iterdir():
+        name = path.name
+        if name.startswith(TEMP_PREFIX) or (name.endswith(".sha256") and path.is_file()):
+            continue
+        if not path.is_file() or parse_backup(path) is None or not path.with_name(name + ".sha256").is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def verified(directory: Path) -> tuple[list[Backup], list[str]]:
+    """The backups of one folder that have a sidecar, each re-hashed (`good`: it matches),
+    and the names of the damaged ones (their hash does not match)."""
+    found = []
+    damaged = []
+    for backup in scan(directory):
+        if not backup.good:
+            continue  # no sidecar: unclassified
+        try:
+            ok = bool(checksum_ok(backup))
+        except OSError:
+            ok = False
+        if not ok:
+            damaged.append(backup.name)
+        found.append(Backup(backup.path, backup.kind, backup.created, backup.label, ok))
+    return found, damaged
+
+
 def prune(settings: Settings, *, dry_run: bool, kinds: Sequence[str] = ("db", "media")) -> dict[str, Any]:
-    policy = Policy(settings.keep_daily, settings.keep_weekly, settings.retention_days)
+    policy = Policy(settings.keep_daily, settings.keep_weekly, settings.retention_days, settings.keep_monthly)
     now = dt.datetime.now(UTC)
     kept: list[str] = []
     deleted: list[str] = []
+    damaged: list[str] = []
+    skipped: list[str] = []
     for kind in kinds:
         directory = settings.db_dir if kind == "db" else settings.media_dir
-        keep, delete = retention(scan(directory), policy, now)
+        backups, bad = verified(directory)
+        damaged += bad
+        skipped += [str(p) for p in unclassified(directory)]
+        keep, delete = retention(backups, policy, now)
         kept += [b.name for b in keep]
         for backup in delete:
             deleted.append(backup.name)
@@ -227,7 +301,14 @@ def prune(settings: Settings, *, dry_run: bool, kinds: Sequence[str] = ("db", "m
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-    return {"dry_run": dry_run, "kept": kept, "deleted": deleted, "orphans": [str(p) for p in stale]}
+    return {
+        "dry_run": dry_run,
+        "kept": kept,
+        "deleted": deleted,
+        "damaged": damaged,
+        "unclassified": skipped,
+        "orphans": [str(p) for p in stale],
+    }
 
 
 # -- schedule and health ----------------------------------------------------------------------
@@ -316,10 +397,53 @@ def _run_json(command: Sequence[str]) -> tuple[int, dict[str, Any]]:
     return proc.returncode, payload
 
 
+class ArchiveRefused(Exception):
+    """A media archive holds a member that must not be restored, or cannot be read."""
+
+
+def check_archive(path: Path) -> dict[str, int]:
+    """Read a media tar.gz to the end: every member must be a regular file or a folder whose
+    name stays inside MEDIA_ROOT. Symbolic and hard links (`evil.txt -> /etc/passwd`, which
+    nginx would serve), devices, fifos, absolute names and `..` are refused."""
+    files = size = 0
+    refused: list[str] = []
+    try:
+        with tarfile.open(path, "r|gz") as archive:
+            for member in archive:
+                name = member.name
+                parts = PurePosixPath(name).parts
+                if name.startswith("/") or ".." in parts:
+                    refused.append(f"{name!r} is outside MEDIA_ROOT")
+                elif member.issym():
+                    refused.append(f"{name!r} is a symbolic link (to {member.linkname!r})")
+                elif member.islnk():
+                    refused.append(f"{name!r} is a hard link (to {member.linkname!r})")
+                elif member.ischr() or member.isblk():
+                    refused.append(f"{name!r} is a device")
+                elif member.isfifo():
+                    refused.append(f"{name!r} is a fifo")
+                elif member.isfile():
+                    files += 1
+                    size += member.size
+                elif not member.isdir():
+                    refused.append(f"{name!r} is not a plain file or folder")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise ArchiveRefused(f"{path.name} is not a readable tar.gz archive: {exc}") from None
+    if refused:
+        more = f" (and {len(refused) - 5} more)" if len(refused) > 5 else ""
+        raise ArchiveRefused(
+            f"refusing {path.name}: {'; '.join(refused[:5])}{more}; only plain files and folders are restored"
+        )
+    return {"files": files, "bytes": size}
+
+
 def verify(target: str) -> tuple[int, dict[str, Any]]:
     """A media archive is listed; a database dump is restored into a scratch database and counted."""
+    if target.startswith("-"):
+        return 2, {"file": target, "error": "a backup name never starts with -"}
     media = Path(target).name.removesuffix(".age").endswith((".tar.gz", ".tgz"))
-    command = ["restore_media.sh", "--check", target] if media else ["restore_db.sh", "--verify", target]
+    script = ["restore_media.sh", "--check"] if media else ["restore_db.sh", "--verify"]
+    command = [*script, "--", target]
     code, payload = _run_json(command)
     payload.setdefault("file", target)
     payload["ok"] = code == 0
@@ -365,6 +489,8 @@ def _parser() -> argparse.ArgumentParser:
     stat = sub.add_parser("status", help="next runs and age of the last successes")
     stat.add_argument("--json", action="store_true")
     sub.add_parser("healthcheck", help="exit 1 when the last DB backup is older than the schedule allows")
+    archive = sub.add_parser("check-archive", help="refuse a media archive holding links, devices or names outside")
+    archive.add_argument("archive", type=Path)
     emitting = sub.add_parser("emit", help="print key=value / key:=json pairs as one JSON line")
     emitting.add_argument("pairs", nargs="*")
     return parser
@@ -375,8 +501,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "emit":
         print(json.dumps(emit(args.pairs), sort_keys=True), flush=True)
         return 0
+    if args.command == "check-archive":
+        try:
+            print(json.dumps(check_archive(args.archive), sort_keys=True), flush=True)
+        except ArchiveRefused as exc:
+            print(f"backupctl.py: error: {exc}", file=sys.stderr, flush=True)
+            return 65
+        return 0
     if args.command == "verify":
         code, payload = verify(args.file)
+        if "error" in payload:
+            print(f"backupctl.py: error: {payload['error']}", file=sys.stderr, flush=True)
         _print(payload, args.json)
         return code
     try:
@@ -399,6 +534,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"; {len(result['orphans'])} stale temp file(s)",
                 flush=True,
             )
+            for name in result["damaged"]:
+                print(f"damaged (its hash does not match its sidecar): {name}", flush=True)
+            for name in result["unclassified"]:
+                print(f"not a backup prune can classify, left alone: {name}", flush=True)
     elif args.command == "status":
         _print(status(settings), args.json)
     elif args.command == "healthcheck":

@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# restore_db.sh [--no-checksum] [--drop-old] FILE   restore FILE into POSTGRES_DB
+# restore_db.sh [--no-checksum] [--allow-foreign] [--drop-old] FILE   restore FILE into POSTGRES_DB
 # restore_db.sh [--no-checksum] --check FILE        integrity checks only
 # restore_db.sh [--no-checksum] --verify FILE       restore into a scratch db, count, drop it
 # restore_db.sh --drop-old-only NAME                drop a <db>_pre_restore_<ts> database
 #
-# FILE is a path or a backup name (looked up in DB_BACKUPS_DIR, then /backups/incoming).
+# FILE is a path or a backup name (looked up in DB_BACKUPS_DIR, then /backups/incoming); a
+# name starting with - is refused (put `--` before FILE). It may be a pg_dump archive
+# (custom, tar, or a directory-format folder) or plain SQL, each maybe gzipped (`.sql.gz`,
+# as cookiecutter-django's `pg_dump | gzip` writes).
 # 1. Integrity, before the live database is touched: the NAME.sha256 sidecar must match (a
 #    missing one is refused unless --no-checksum; the hash is computed while step 2 loads
 #    and checked before step 3), .age files are decrypted with the identity file
-#    BACKUP_AGE_IDENTITY, and pg_restore must list the archive (and read all of it with
-#    --check, or when no matching checksum vouches for it).
+#    BACKUP_AGE_IDENTITY, gzip is undone, and pg_restore must list the archive (and read
+#    all of it with --check, or when no matching checksum vouches for it). There must be
+#    room in /backups for the decrypted and unzipped copies.
 # 2. Restore into a new scratch database <db>_restore_<ts>; on failure it is dropped and
-#    the live database was never touched.
-# 3. Swap in one transaction: <db> becomes <db>_pre_restore_<ts>, the scratch becomes <db>.
-# 4. With --drop-old the previous database is dropped, else its name is printed.
-# Prints one JSON line: {"file", "tables", "rows", "seconds", "old_database", ...}.
+#    the live database was never touched. Plain SQL runs with psql in restricted mode (no
+#    backslash commands) as a throwaway role that owns only the scratch database.
+# 3. The scratch database must be this app's: a django_migrations table whose history fits
+#    the live database's (one is a subset of the other, with an app of the project's own in
+#    common). Otherwise the restore is refused, unless --allow-foreign.
+# 4. Swap in one transaction: <db> becomes <db>_pre_restore_<ts>, the scratch becomes <db>.
+# 5. With --drop-old the previous database is dropped, else its name is printed.
+# Prints one JSON line: {"file", "format", "tables", "rows", "seconds", "old_database", ...}.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=backup_common.sh
@@ -23,6 +31,7 @@ set -euo pipefail
 mode=restore
 skip_checksum=0
 drop_old=0
+allow_foreign=0
 given=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -30,14 +39,15 @@ while [ $# -gt 0 ]; do
         --verify) mode=verify; shift ;;
         --no-checksum) skip_checksum=1; shift ;;
         --drop-old) drop_old=1; shift ;;
+        --allow-foreign) allow_foreign=1; shift ;;
         --drop-old-only) mode=drop; given=${2:?--drop-old-only needs a database name}; shift 2 ;;
         -h | --help) usage; exit 0 ;;
-        --) given=${2:?FILE is missing}; shift 2 ;;
+        --) [ $# = 2 ] || die "one FILE after --" 2; given=$2; shift 2 ;;
         -*) die "unknown option: $1" 2 ;;
         *) [ -z "$given" ] || die "one FILE only" 2; given=$1; shift ;;
     esac
 done
-[ -n "$given" ] || die "usage: restore_db.sh [--check|--verify] [--no-checksum] [--drop-old] FILE" 2
+[ -n "$given" ] || die "usage: restore_db.sh [--check|--verify] [--no-checksum] [--allow-foreign] [--drop-old] FILE" 2
 
 require DB_BACKUPS_DIR
 pg_env
@@ -75,8 +85,8 @@ lap() {
     LAP=$(seconds_since "$lap_ms")
     lap_ms=$now
 }
-work=""
 scratch=""
+loader=""
 sha_pid=""
 cleanup() {
     [ -z "$sha_pid" ] || kill "$sha_pid" 2>/dev/null || true
@@ -84,14 +94,43 @@ cleanup() {
         log "dropping the scratch database $scratch"
         drop_database "$scratch" || log "warning: could not drop $scratch; drop it by hand"
     fi
-    [ -z "$work" ] || rm -rf -- "$work"
+    if [ -n "$loader" ]; then
+        psql_admin -v name="$loader" <<'SQL' || log "warning: could not drop the role $loader; drop it by hand"
+DROP ROLE IF EXISTS :"name";
+SQL
+    fi
+    [ -z "$WORK" ] || rm -rf -- "$WORK"
 }
 on_exit cleanup
 
+# detect_format PATH: custom, tar, directory, gzip or sql (a text file); dies on anything else.
+detect_format() {
+    local magic
+    if [ -d "$1" ]; then
+        [ -f "$1/toc.dat" ] || die "$(basename -- "$file") is a folder without toc.dat: not a directory-format pg_dump" 65
+        echo directory
+        return
+    fi
+    magic=$(head -c 5 -- "$1" | od -An -tx1 | tr -d ' \n')
+    case "$magic" in
+        5047444d50) echo custom ;;  # PGDMP
+        1f8b*) echo gzip ;;
+        *)
+            if [ "$(dd if="$1" bs=1 skip=257 count=5 status=none | tr -d '\000')" = ustar ]; then
+                echo tar
+            elif [ "$(head -c 65536 -- "$1" | tr -cd '\000' | wc -c)" = 0 ]; then
+                echo sql  # text: no NUL byte in its first 64 KiB
+            else
+                die "$(basename -- "$file") is neither a pg_dump archive (custom, tar, directory) nor plain SQL" 65
+            fi
+            ;;
+    esac
+}
+
 # -- 1. integrity ---------------------------------------------------------------------------
 file=$(resolve_backup "$given" "$DB_BACKUPS_DIR")
-work=$(mktemp -d "$BACKUP_ROOT/.tmp-restore-XXXXXX")
-if [ "$mode" != check ] && [ -f "$file.sha256" ]; then
+make_workdir
+if [ "$mode" != check ] && [ -f "$file" ] && [ -f "$file.sha256" ]; then
     # Hashed while the archive loads into the scratch database: nothing reaches the live
     # database before await_checksum has passed.
     check_sidecar "$file" 0 >/dev/null &
@@ -108,26 +147,43 @@ await_checksum() {
     sha_pid=""
     [ "$rc" = 0 ] || exit "$rc"
 }
+if [ -f "$file" ]; then
+    case "$file" in *.age) need_room "$WORK" "$(stat -c %s -- "$file")" "the decrypted copy of $(basename -- "$file")" ;; esac
+fi
 # a damaged file fails here or at the listing: a checksum mismatch is the clearer reason
-archive=$(maybe_decrypt "$file" "$work") || { rc=$?; await_checksum; exit "$rc"; }
-entries=$(pg_restore --list -- "$archive" | awk '!/^;/ && NF { n++ } END { print n + 0 }') ||
-    { await_checksum; die "$(basename -- "$file") is not a readable pg_dump archive" 65; }
-# Read the whole archive up front when nothing else vouches for it. A matching sha256 sidecar
-# says these are the bytes pg_dump wrote (a backup is renamed into place only once pg_dump has
-# succeeded), and the restore reads everything anyway, into a scratch database the live one
-# never depends on; --check always reads it all.
+archive=$(maybe_decrypt "$file" "$WORK") || { rc=$?; await_checksum; exit "$rc"; }
+format=$(detect_format "$archive") || { rc=$?; await_checksum; exit "$rc"; }
+if [ "$format" = gzip ]; then
+    plain="$WORK/unzipped"
+    gzip -dc -- "$archive" >"$plain" || { await_checksum; die "$(basename -- "$file") could not be unzipped: the file is damaged, or the disk is full" 65; }
+    archive=$plain
+    format=$(detect_format "$archive") || { rc=$?; await_checksum; exit "$rc"; }
+    [ "$format" != gzip ] || die "$(basename -- "$file") is gzipped twice" 65
+fi
 readable=""
-if [ "$mode" = check ] || [ "$checksum" != ok ]; then
-    pg_restore -f /dev/null -- "$archive" || die "$(basename -- "$file") could not be read to the end: the archive is damaged" 65
-    readable=", readable"
+entries=0
+if [ "$format" = sql ]; then
+    # Plain SQL has no table of contents to list: psql reads it into the scratch database.
+    readable=", plain SQL"
+else
+    entries=$(pg_restore --list -- "$archive" | awk '!/^;/ && NF { n++ } END { print n + 0 }') ||
+        { await_checksum; die "$(basename -- "$file") is not a readable pg_dump archive" 65; }
+    # Read the whole archive up front when nothing else vouches for it. A matching sha256 sidecar
+    # says these are the bytes pg_dump wrote (a backup is renamed into place only once pg_dump has
+    # succeeded), and the restore reads everything anyway, into a scratch database the live one
+    # never depends on; --check always reads it all.
+    if [ "$mode" = check ] || [ "$checksum" != ok ]; then
+        pg_restore -f /dev/null -- "$archive" || die "$(basename -- "$file") could not be read to the end: the archive is damaged" 65
+        readable=", readable"
+    fi
 fi
 lap
 shown=$checksum
 [ -z "$sha_pid" ] || shown="being checked alongside the load"
-log "$(basename -- "$file"): checksum $shown, $entries archive entries$readable ($LAP s)"
+log "$(basename -- "$file"): checksum $shown, $format format, $entries archive entries$readable ($LAP s)"
 if [ "$mode" = check ]; then
-    emit_json "file=$(basename -- "$file")" "checksum=$checksum" "entries:=$entries" \
-        "seconds:=$(seconds_since "$started")"
+    emit_json "file=$(basename -- "$file")" "checksum=$checksum" "format=$format" "entries:=$entries" \
+        "bytes:=$(du -sb -- "$archive" | cut -f1)" "seconds:=$(seconds_since "$started")"
     exit 0
 fi
 
@@ -138,16 +194,53 @@ else
     take_lock db
     scratch_name="${prefix}_restore_$stamp"
 fi
+
+# load_sql: plain SQL into the scratch database, as a throwaway login role that owns only the
+# scratch database (the SQL may do anything its role may: not a superuser's), in psql's
+# restricted mode (\restrict with a random key: no \! or \connect). pg_dump's own
+# \restrict/\unrestrict lines and its OWNER TO lines (for roles this server may not have)
+# are left out; afterwards everything is handed to POSTGRES_USER, as pg_restore --no-owner does.
+load_sql() {
+    local password key
+    password=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    loader="${prefix}_loader_$stamp"
+    # the password reaches psql on stdin (never argv)
+    { printf '\\set password %s\n' "$password"; cat <<'SQL'; } | psql_admin -v name="$loader" -v scratch="$scratch" || return 1
+CREATE ROLE :"name" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'password';
+ALTER DATABASE :"scratch" OWNER TO :"name";
+SQL
+    {
+        printf '\\restrict %s\n' "$key"
+        sed -E '/^\\(un)?restrict [A-Za-z0-9]+$/d; /^ALTER [A-Z ]+ .+ OWNER TO [^;]+;$/d' -- "$archive"
+    } | PGUSER=$loader PGPASSWORD=$password psql -X -q -v ON_ERROR_STOP=1 --no-password --single-transaction \
+        -d "$scratch" -f - >/dev/null || return 1
+    psql -X -q -v ON_ERROR_STOP=1 --no-password -d "$scratch" -v name="$loader" -v owner="$POSTGRES_USER" <<'SQL' || return 1
+REASSIGN OWNED BY :"name" TO :"owner";
+DROP OWNED BY :"name";
+SQL
+    psql_admin -v name="$loader" <<'SQL' || return 1
+DROP ROLE :"name";
+SQL
+    loader=""
+}
+
 scratch=$scratch_name
 psql_admin -v name="$scratch" <<'SQL'
 CREATE DATABASE :"name" TEMPLATE template0;
 SQL
-log "restoring into the scratch database $scratch"
-# Two jobs (data and indexes of two tables at once; bench/ compares job counts), more memory
-# for index builds, and no wait for WAL flushes: a crash only loses the scratch database.
-PGOPTIONS="${PGOPTIONS:-} -c maintenance_work_mem=128MB -c synchronous_commit=off" \
-    pg_restore --no-password --exit-on-error --no-owner --role="$POSTGRES_USER" -j 2 -d "$scratch" -- "$archive" ||
-    { await_checksum; die "pg_restore failed; $live was not touched" 1; }
+log "restoring into the scratch database $scratch ($format format)"
+if [ "$format" = sql ]; then
+    load_sql || { await_checksum; die "psql could not load $(basename -- "$file") (see above); $live was not touched" 1; }
+else
+    # Two jobs (data and indexes of two tables at once; bench/ compares job counts), more memory
+    # for index builds, and no wait for WAL flushes: a crash only loses the scratch database.
+    jobs=2
+    [ "$format" != tar ] || jobs=1  # a tar archive restores with one job only
+    PGOPTIONS="${PGOPTIONS:-} -c maintenance_work_mem=128MB -c synchronous_commit=off" \
+        pg_restore --no-password --exit-on-error --no-owner --role="$POSTGRES_USER" -j "$jobs" -d "$scratch" -- "$archive" ||
+        { await_checksum; die "pg_restore failed; $live was not touched" 1; }
+fi
 lap
 log "loaded $scratch ($LAP s)"
 counts=$(psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 --no-password -d "$scratch" <<'SQL'
@@ -162,13 +255,64 @@ read -r tables rows <<<"$counts"
 lap
 log "$scratch holds $tables tables and $rows rows ($LAP s)"
 await_checksum
+
+# -- 3. this app's database? -------------------------------------------------------------------
+# migrations DB: its applied migrations, one "app name" line each, sorted; exit 3 without the table
+migrations() {
+    local present
+    present=$(psql -X -q -At -v ON_ERROR_STOP=1 --no-password -d "$1" -c \
+        "SELECT to_regclass('public.django_migrations') IS NOT NULL")
+    [ "$present" = t ] || return 3
+    psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 --no-password -d "$1" -c \
+        "SELECT app, name FROM public.django_migrations ORDER BY 1, 2" | LC_ALL=C sort -u
+}
+# Django's own apps: every project shares their migrations, so they say nothing about whose it is.
+DJANGO_APPS=" admin auth contenttypes sessions sites flatpages redirects "
+own_apps() {
+    awk -v skip="$DJANGO_APPS" 'index(skip, " " $1 " ") == 0 { print $1 }' | LC_ALL=C sort -u
+}
+# foreign_reason: empty when the scratch database is this app's, else why it is not.
+foreign_reason() {
+    local ours theirs rc=0 common
+    theirs=$(migrations "$scratch") || rc=$?
+    [ "$rc" != 3 ] || { echo "it has no django_migrations table: it is not a Django database"; return; }
+    [ "$rc" = 0 ] || { echo "its django_migrations table could not be read"; return; }
+    [ -n "$theirs" ] || { echo "its django_migrations table is empty"; return; }
+    rc=0
+    ours=$(migrations "$live") || rc=$?
+    [ "$rc" = 0 ] || [ "$rc" = 3 ] || { echo "$live's django_migrations table could not be read"; return; }
+    if [ -z "$ours" ]; then
+        return  # the live database has no history yet: nothing to compare with
+    fi
+    if [ -n "$(LC_ALL=C comm -23 <(printf '%s\n' "$theirs") <(printf '%s\n' "$ours") | head -1)" ] &&
+        [ -n "$(LC_ALL=C comm -13 <(printf '%s\n' "$theirs") <(printf '%s\n' "$ours") | head -1)" ]; then
+        echo "its migration history does not fit $live's: each has migrations the other lacks" \
+            "(e.g. $(LC_ALL=C comm -23 <(printf '%s\n' "$theirs") <(printf '%s\n' "$ours") | head -3 | tr ' \n' '.,' | sed 's/,$//'))"
+        return
+    fi
+    common=$(LC_ALL=C comm -12 <(printf '%s\n' "$theirs" | own_apps) <(printf '%s\n' "$ours" | own_apps))
+    if [ -z "$common" ] && [ -n "$(printf '%s\n' "$ours" | own_apps)" ]; then
+        echo "it has none of the project's own apps' migrations ($(printf '%s\n' "$ours" | own_apps | tr '\n' ' ' | sed 's/ $//'))"
+    fi
+}
+reason=$(foreign_reason)
+app_fits=true
+[ -z "$reason" ] || app_fits=false
 if [ "$mode" = verify ]; then
-    emit_json "file=$(basename -- "$file")" "checksum=$checksum" "tables:=$tables" "rows:=$rows" \
-        "seconds:=$(seconds_since "$started")"
+    [ -z "$reason" ] || log "warning: $(basename -- "$file") does not look like this app's database: $reason"
+    emit_json "file=$(basename -- "$file")" "checksum=$checksum" "format=$format" "tables:=$tables" "rows:=$rows" \
+        "app_fits:=$app_fits" "seconds:=$(seconds_since "$started")"
     exit 0  # the EXIT trap drops the scratch database
 fi
+if [ -n "$reason" ]; then
+    if [ "$allow_foreign" = 1 ]; then
+        log "warning: $(basename -- "$file") does not look like this app's database ($reason); restoring it anyway (--allow-foreign)"
+    else
+        die "$(basename -- "$file") is not a dump of this app's database: $reason. $live was not touched; pass --allow-foreign to restore it anyway" 65
+    fi
+fi
 
-# -- 3. swap, in one transaction --------------------------------------------------------------
+# -- 4. swap, in one transaction --------------------------------------------------------------
 # New connections to the live database are refused first, then the existing ones are ended;
 # ALTER DATABASE RENAME is transactional, so either both renames happen or neither does.
 log "swapping: $live -> $old, $scratch -> $live"
@@ -191,7 +335,7 @@ scratch=""
 lap
 log "swapped ($LAP s)"
 
-# -- 4. the old database --------------------------------------------------------------------
+# -- 5. the old database --------------------------------------------------------------------
 dropped=false
 if [ "$drop_old" = 1 ]; then
     drop_database "$old"
@@ -201,5 +345,5 @@ if [ "$drop_old" = 1 ]; then
 else
     log "the previous database is kept as $old (restore_db.sh --drop-old-only $old drops it)"
 fi
-emit_json "file=$(basename -- "$file")" "checksum=$checksum" "database=$live" "old_database=$old" \
-    "old_dropped:=$dropped" "tables:=$tables" "rows:=$rows" "seconds:=$(seconds_since "$started")"
+emit_json "file=$(basename -- "$file")" "checksum=$checksum" "format=$format" "database=$live" "old_database=$old" \
+    "old_dropped:=$dropped" "app_fits:=$app_fits" "tables:=$tables" "rows:=$rows" "seconds:=$(seconds_since "$started")"

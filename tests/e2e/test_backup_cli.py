@@ -25,7 +25,7 @@ from stackctl.core import backup as core
 from stackctl.core.project import Project
 from stackctl.core.restore import restore_db
 from stackctl.core.stack import Stack
-from stackctl.errors import Aborted, RestoreError
+from stackctl.errors import Aborted, BackupError, RestoreError
 from tests.render.stackfiles import backup_environment
 
 pytestmark = pytest.mark.engine
@@ -69,6 +69,11 @@ volumes: {{pgdata: {{}}, backups: {{}}, media: {{}}}}
 
 
 CHECKSUM = "SELECT md5(coalesce(string_agg(n::text, ',' ORDER BY n), '')) FROM numbers"
+MIGRATIONS = (
+    "CREATE TABLE django_migrations (id serial PRIMARY KEY, app text, name text, applied timestamptz DEFAULT now());"
+    " INSERT INTO django_migrations (app, name) VALUES ('numbers', '0001_initial')"
+)
+TABLES, ROWS = 2, 1001  # numbers and django_migrations
 
 
 class Proj:
@@ -102,6 +107,8 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
     p = Proj(root)
     rendered = tmp_path_factory.mktemp("backup-cli-rendered")
     backup_env = backup_environment(["docker", "compose"], p.stack.config, rendered)
+    # the password from .env.prod here (the prod stack mounts it as a compose secret file instead)
+    backup_env = {k: v for k, v in backup_env.items() if not k.endswith("_FILE") and k != "POSTGRES_PASSWORD"}
     shutil.copytree(rendered / "backup", root / "backup")
     # the whole project in the prod file, whether the prod stack reads it alone or on top of the base
     (root / "docker-compose.prod.yml").write_text(compose_file(backup_env))
@@ -109,6 +116,7 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
     try:
         p.stack.client.compose.up(detach=True, wait=True, wait_timeout=300, build=True)
         p.sql("CREATE TABLE numbers (n int PRIMARY KEY); INSERT INTO numbers SELECT generate_series(1, 1000)")
+        p.sql(MIGRATIONS)  # this app's history: a restore refuses a database without one
         p.stack.client.compose.execute("web", ["sh", "-c", "mkdir -p /srv/media/a && echo one > /srv/media/a/1.txt"])
         yield p
     finally:
@@ -126,7 +134,7 @@ def test_backup_now_list_verify_prune(proj: Proj, cli: Any) -> None:
     assert {m["file"] for m in made} <= set(names) and all(names[m["file"]]["sha256_ok"] for m in made)
 
     verified = core.verify_backup(proj.stack, made[0]["file"])
-    assert (verified.kind, verified.checksum, verified.tables, verified.rows) == ("db", "ok", 1, 1000)
+    assert (verified.kind, verified.checksum, verified.tables, verified.rows) == ("db", "ok", TABLES, ROWS)
     media = cli("backup", "verify", made[1]["file"], "-C", str(proj.root))
     assert media.code == 0 and "1 files" in media.err
 
@@ -155,11 +163,11 @@ def test_restore_db_round_trip_from_a_host_file(proj: Proj, tmp_path: Path) -> N
     steps: list[str] = []
     result = restore_db(proj.stack, tmp_path / made.file, confirm=questions.append, report=steps.append)
     assert proj.sql(CHECKSUM) == expected
-    assert (result.tables, result.rows, result.old_database) == (1, 1000, None)  # old database dropped
+    assert (result.tables, result.rows, result.old_database) == (TABLES, ROWS, None)  # old database dropped
     assert result.safety_backup and "pre-restore" in result.safety_backup and questions and "shop" in questions[0]
     # the safety backup holds the database as it was just before: 10 rows, dumped from the
     # previous database after the swap, while web started
-    assert core.verify_backup(proj.stack, result.safety_backup).rows == 10
+    assert core.verify_backup(proj.stack, result.safety_backup).rows == 10 + 1
     assert any(step.startswith("stopping web") for step in steps) and any("starting web" in s for s in steps)
     assert proj.stack.client.compose.ps(services=["web"])[0].state.health.status == "healthy"  # type: ignore[union-attr]
     assert proj.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'shop\\_%'") == "0"
@@ -207,3 +215,87 @@ def test_restore_media_with_cli(proj: Proj, cli: Any) -> None:
     assert json.loads(result.out)["files"] == 1
     listing = proj.stack.client.compose.execute("web", ["find", "/srv/media", "-type", "f"], tty=False)
     assert str(listing).split() == ["/srv/media/a/1.txt"]
+
+
+def test_a_name_that_looks_like_an_option_is_refused(proj: Proj, cli: Any) -> None:
+    for argv in (["backup", "verify"], ["restore", "db", "--yes"], ["restore", "media", "--yes"]):
+        result = cli(*argv, "-C", str(proj.root), "--", "-h")
+        assert result.code != 0 and "never starts with -" in result.err, (argv, result.output)
+        assert "checksum ok" not in result.output
+
+
+def test_restore_db_from_a_plain_and_a_gzipped_sql_dump(proj: Proj, cli: Any, tmp_path: Path) -> None:
+    """Dumps taken elsewhere (`pg_dump > x.sql`, cookiecutter-django's `pg_dump | gzip`): no
+    sidecar, so --no-checksum; still read through, and this app's."""
+    expected = proj.sql(CHECKSUM)
+    rows = int(proj.sql("SELECT count(*) FROM numbers")) + 1  # and the migration row
+    for name, command in (
+        ("plain.sql", "pg_dump -U shopper -d shop"),
+        ("cookie.sql.gz", "pg_dump -U shopper -d shop | gzip"),
+    ):
+        dump = proj.stack.client.compose.execute("db", ["sh", "-c", f"{command} | base64 -w0"], tty=False)
+        (tmp_path / name).write_bytes(__import__("base64").b64decode(str(dump)))
+        proj.sql("DELETE FROM numbers WHERE n > 100")
+        refused = cli("restore", "db", str(tmp_path / name), "--yes", "-C", str(proj.root))
+        assert refused.code == 7 and "--no-checksum" in refused.err, refused.output
+        result = cli("restore", "db", str(tmp_path / name), "--no-checksum", "--yes", "-C", str(proj.root), "--json")
+        assert result.code == 0, result.output
+        assert proj.sql(CHECKSUM) == expected
+        assert json.loads(result.out)["rows"] == rows
+
+
+def test_an_encrypted_backup_verifies_with_the_identity_on_a_tmpfs(proj: Proj, tmp_path: Path) -> None:
+    """The age identity reaches the container through exec's stdin, onto /dev/shm (docker cp
+    cannot write to a tmpfs), and is gone afterwards."""
+    execute = proj.stack.client.compose.execute
+    key = str(execute("backup", ["age-keygen"], tty=False))
+    recipient = re.search(r"age1[0-9a-z]+", key)
+    assert recipient
+    identity = tmp_path / "age.key"
+    identity.write_text(key)
+    out = execute(
+        "backup", ["backup_db.sh", "--no-copy"], envs={"BACKUP_AGE_RECIPIENTS": recipient.group(0)}, tty=False
+    )
+    made = core.last_json(str(out))["file"]
+    assert made.endswith(".dump.age")
+    with pytest.raises(BackupError, match="BACKUP_AGE_IDENTITY"):
+        core.verify_backup(proj.stack, made)
+    seen: list[str] = []
+    real = core.run_script
+
+    def spy(stack: Any, argv: list[str], **kwargs: Any) -> Any:
+        where = kwargs.get("envs", {}).get("BACKUP_AGE_IDENTITY", "")
+        seen.append(str(execute("backup", ["stat", "-f", "-c", "%T", where], tty=False)).strip())
+        return real(stack, argv, **kwargs)
+
+    core.run_script = spy  # type: ignore[assignment]
+    try:
+        verified = core.verify_backup(proj.stack, made, identity=identity)
+    finally:
+        core.run_script = real  # type: ignore[assignment]
+    assert verified.tables == TABLES and seen == ["tmpfs"]
+    assert str(execute("backup", ["ls", "-A", "/dev/shm"], tty=False)).strip() == ""
+    assert key.split("AGE-SECRET-KEY-")[1][:20] not in str(execute("backup", ["env"], tty=False))
+
+
+def test_staging_follows_host_links_only_on_the_host_and_never_collides(proj: Proj, tmp_path: Path) -> None:
+    made = core.backup_now(proj.stack, "db")[0].file
+    container = core.backup_container(proj.stack)
+    for suffix in ("", ".sha256"):
+        proj.stack.client.copy((container, f"/backups/db/{made}{suffix}"), tmp_path / f"{made}{suffix}")
+    link = tmp_path / "link" / made
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / made)  # and its sidecar, a link too
+    (link.parent / f"{made}.sha256").symlink_to(tmp_path / f"{made}.sha256")
+    assert core.verify_backup(proj.stack, link).checksum == "ok"  # the link's target was copied
+    # a directory-format dump holding a link is refused before the backup user touches it
+    folder = tmp_path / "dump.dir"
+    folder.mkdir()
+    (folder / "toc.dat").symlink_to("/etc/passwd")
+    with pytest.raises(BackupError, match="a link or a special file"):
+        core.verify_backup(proj.stack, folder)
+    # each run stages into a folder of its own, removed afterwards
+    with core.staged(proj.stack, tmp_path / made) as first, core.staged(proj.stack, tmp_path / made) as second:
+        assert first != second and "/incoming/stage-" in first
+    left = proj.stack.client.compose.execute("backup", ["ls", "-A", "/backups/incoming"], tty=False)
+    assert "stage-" not in str(left)

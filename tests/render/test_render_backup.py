@@ -130,5 +130,7 @@ def test_the_backup_service_states_every_setting_the_scripts_read(docker_compose
     assert {name: environment[name] for name in read - FROM_ELSEWHERE} == {
         name: _model_value(cfg, name) for name in read - FROM_ELSEWHERE
     }
-    assert "POSTGRES_PASSWORD" not in environment  # from .env.prod only
+    # blanked over .env.prod: the password is a secret file, read through POSTGRES_PASSWORD_FILE
+    assert environment["POSTGRES_PASSWORD"] == ""
+    assert environment["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
     assert "ENV BACKUP_ROOT=/backups " in (tmp_path / "stack" / "backup" / "Dockerfile").read_text()

@@ -88,7 +88,9 @@ def test_compose_files_read_machine_values_from_the_env_file(tmp_path: Path) -> 
 def test_nginx_upstream_and_entrypoint_agree_on_ports(concurrency: int, tmp_path: Path) -> None:
     cfg = load_fixture("dev.env", "dev", tmp_path, extra={"WEB_CONCURRENCY": str(concurrency)})
     files = {rel: content.decode() for rel, (content, _mode) in render_set(cfg).items()}
-    upstream = re.findall(r"server unix:/run/stackctl/daphne-(\d+)\.sock max_fails=0;", files["nginx/nginx.conf"])
+    upstream = re.findall(
+        r"server unix:/run/stackctl/current/daphne-(\d+)\.sock max_fails=0;", files["nginx/nginx.conf"]
+    )
     assert [int(p) for p in upstream] == cfg.web_ports == [8000 + i for i in range(concurrency)]
     assert f'WORKERS="${{WEB_CONCURRENCY:-{concurrency}}}"' in files["compose/entrypoint.sh"]
     assert f'WEB_CONCURRENCY: "{concurrency}"' in files["docker-compose.yml"]

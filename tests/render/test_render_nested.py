@@ -135,7 +135,8 @@ def test_dockerfile_copies_the_stacks_files_from_stack_and_the_code_from_the_roo
         "COPY requirements.txt /build/requirements.txt",
         "COPY stack/compose/stackctl/ /opt/stackctl/",
         f"COPY stack/compose/{entrypoint} /usr/local/bin/docker-entrypoint.sh",
-        "COPY --chown=app:app src/ /app",
+        # the code is root's in prod (read-only to the app user), the app user's in dev
+        "COPY src/ /app" if profile == "prod" else "COPY --chown=app:app src/ /app",
     ):
         assert expected in lines, expected
     assert cfg.web_image.install.workdir == "src" and "WORKDIR /build/src" in lines

@@ -60,6 +60,8 @@ def test_every_module_is_copied_verbatim_in_each_profile(profile: str, tmp_path:
         "stackctl_asgi.py",
         "stackctl_build.py",
         "stackctl_env.py",
+        "stackctl_migrations.py",
+        "stackctl_packages.py",
         "stackctl_settings.py",
         "stackctl_verify.py",
     ]
@@ -293,7 +295,7 @@ def test_prod_has_its_own_dockerfile_entrypoint_and_ignore_file(tmp_path: Path) 
         "DJANGO_ASGI_APPLICATION=shop.asgi:application \\",
         "ARG MEDIA_ROOT=/var/www/media",
         "COPY compose/entrypoint.prod.sh /usr/local/bin/docker-entrypoint.sh",
-        "COPY --chown=app:app backend/ /app",
+        "COPY backend/ /app",  # root's: the app user reads the code and cannot change it
     ):
         assert fragment in dockerfile, fragment
     for fragment in ("example/", "config.settings", "config.asgi", "compose/entrypoint.sh"):

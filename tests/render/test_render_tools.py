@@ -230,8 +230,8 @@ def test_compose_config_prod_merge_needs_no_dot_env(
         assert service["restart"] == "unless-stopped", name
         assert service["logging"]["driver"] == "json-file", name
         assert set(service["logging"]["options"]) == {"max-size", "max-file"}, name
-    for name in ("web", "db", "backup"):
-        # .env.prod was read (the dev fixture sets no ALLOWED_HOSTS).
+    for name in ("web", "backup"):
+        # .env.prod was read (the dev fixture sets no ALLOWED_HOSTS); db reads none of it.
         assert services[name]["environment"]["DJANGO_ALLOWED_HOSTS"] == ",".join(cfg.django.django_allowed_hosts)
     assert "ports" not in services["db"] and "ports" not in services["redis"]
     web = services["web"]

@@ -23,7 +23,10 @@ def test_help_lists_the_command_set(cli) -> None:
     result = cli("--help")
     assert result.code == 0
     assert sorted(_commands(result.out)) == sorted(
-        ["init", "render", "check", "up", "down", "status", "logs", "manage", "backup", "restore", "engine", "images"]
+        [
+            *("init", "render", "check", "up", "down", "status", "logs", "manage", "backup", "restore", "engine"),
+            *("images", "ci", "deploy", "releases", "rollback"),
+        ]
     )
     assert sorted(_commands(cli("backup", "--help").out)) == ["list", "now", "prune", "verify"]
     assert sorted(_commands(cli("restore", "--help").out)) == ["db", "media"]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import importlib.util
+import io
 import json
 import os
 import sys
+import tarfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -180,6 +184,7 @@ def _settings(root: Path, **values: str) -> Any:
         "DB_BACKUP_RETENTION_DAYS": "30",
         "DB_BACKUP_KEEP_DAILY": "7",
         "DB_BACKUP_KEEP_WEEKLY": "4",
+        "DB_BACKUP_KEEP_MONTHLY": "0",
     }
     return bc.Settings.from_env({**env, **values})
 
@@ -203,7 +208,7 @@ def test_prune_deletes_files_sidecars_and_stale_temp_files(tmp_path: Path) -> No
     names = [f"django-2020010{d}T030000Z.dump" for d in (1, 2, 3)]
     for name in names:
         (db / name).write_bytes(b"x")
-        (db / f"{name}.sha256").write_text(f"{'0' * 64}  {name}\n")
+        (db / f"{name}.sha256").write_text(f"{hashlib.sha256(b'x').hexdigest()}  {name}\n")
     stale, fresh = db / ".tmp-db-old", db / ".tmp-db-new"
     stale.write_bytes(b"partial")
     fresh.write_bytes(b"partial")
@@ -225,3 +230,97 @@ def test_emit_types_values() -> None:
         "x": None,
         "eq": "a=b",
     }
+
+
+def test_the_monthly_tier_keeps_the_newest_of_each_month() -> None:
+    backups = [backup(f"2023-{month:02d}-{day:02d} 03:00") for month in range(1, 13) for day in (5, 20)]
+    keep, _ = bc.retention(backups, bc.Policy(keep_daily=1, keep_weekly=0, retention_days=1, keep_monthly=4), NOW)
+    assert stamps(keep) == {"2023-12-20 03:00", "2023-11-20 03:00", "2023-10-20 03:00", "2023-09-20 03:00"}
+
+
+def _write(folder: Path, name: str, data: bytes, *, sidecar: bytes | None = None) -> None:
+    (folder / name).write_bytes(data)
+    if sidecar is not None:
+        (folder / f"{name}.sha256").write_text(f"{hashlib.sha256(sidecar).hexdigest()}  {name}\n")
+
+
+def test_prune_counts_only_backups_whose_hash_matches(tmp_path: Path) -> None:
+    """Damaged backups with sidecars newer than an intact one: the intact one is the newest good
+    backup, so it is kept; the damaged ones are reported, and go once past retention."""
+    db = tmp_path / "db"
+    db.mkdir()
+    intact = "django-20240101T030000Z.dump"
+    _write(db, intact, b"good", sidecar=b"good")
+    for day in ("02", "03"):
+        _write(db, f"django-202401{day}T030000Z.dump", b"rotten", sidecar=b"good")
+    settings = _settings(tmp_path, DB_BACKUP_RETENTION_DAYS="1", DB_BACKUP_KEEP_DAILY="2", DB_BACKUP_KEEP_WEEKLY="0")
+    result = bc.prune(settings, dry_run=False, kinds=["db"])
+    assert result["kept"] == [intact]
+    assert sorted(result["damaged"]) == ["django-20240102T030000Z.dump", "django-20240103T030000Z.dump"]
+    assert (db / intact).exists()
+
+
+def test_prune_never_deletes_what_it_cannot_classify(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    db.mkdir()
+    by_hand = ["django-20200101T030000Z.dump", "notes.txt", "django.dump"]
+    for name in by_hand:
+        _write(db, name, b"x")
+    _write(db, "django-20200102T030000Z.dump", b"y", sidecar=b"y")
+    settings = _settings(tmp_path, DB_BACKUP_RETENTION_DAYS="1", DB_BACKUP_KEEP_DAILY="0", DB_BACKUP_KEEP_WEEKLY="0")
+    result = bc.prune(settings, dry_run=False, kinds=["db"])
+    assert sorted(Path(p).name for p in result["unclassified"]) == sorted(by_hand)
+    assert result["deleted"] == [] and all((db / name).exists() for name in by_hand)
+
+
+def test_the_orphan_sweep_spares_a_folder_held_in_use(tmp_path: Path) -> None:
+    running, left = tmp_path / ".tmp-restore-running", tmp_path / ".tmp-restore-left"
+    for folder in (running, left):
+        folder.mkdir()
+        (folder / "plain.dump").write_bytes(b"decrypted")
+        (folder / ".in-use").touch()
+    hours_ago = time.time() - 3 * 3600
+    for folder in (running, left):
+        os.utime(folder, (hours_ago, hours_ago))
+    with (running / ".in-use").open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert bc.orphans([tmp_path], time.time()) == [left]
+
+
+def _archive(path: Path, member: tarfile.TarInfo) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        ok = tarfile.TarInfo("./ok.txt")
+        ok.size = 2
+        tar.addfile(ok, io.BytesIO(b"ok"))
+        tar.addfile(member, io.BytesIO(b"xx") if member.size else None)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "linkname", "name"),
+    [
+        (tarfile.SYMTYPE, "/etc/passwd", "./evil.txt"),
+        (tarfile.LNKTYPE, "ok.txt", "./evil.txt"),
+        (tarfile.CHRTYPE, "", "./evil.txt"),
+        (tarfile.FIFOTYPE, "", "./evil.txt"),
+        (tarfile.REGTYPE, "", "../evil.txt"),
+        (tarfile.REGTYPE, "", "/evil.txt"),
+    ],
+)
+def test_check_archive_refuses_links_devices_and_names_outside(
+    tmp_path: Path, kind: bytes, linkname: str, name: str
+) -> None:
+    member = tarfile.TarInfo(name)
+    member.type, member.linkname = kind, linkname
+    member.size = 2 if kind == tarfile.REGTYPE else 0
+    with pytest.raises(bc.ArchiveRefused, match=r"evil\.txt"):
+        bc.check_archive(_archive(tmp_path / "a.tar.gz", member))
+
+
+def test_check_archive_counts_plain_files(tmp_path: Path) -> None:
+    folder = tarfile.TarInfo("./sub")
+    folder.type = tarfile.DIRTYPE
+    assert bc.check_archive(_archive(tmp_path / "a.tar.gz", folder)) == {"files": 1, "bytes": 2}
+    (tmp_path / "cut.tar.gz").write_bytes((tmp_path / "a.tar.gz").read_bytes()[:40])
+    with pytest.raises(bc.ArchiveRefused, match="not a readable"):
+        bc.check_archive(tmp_path / "cut.tar.gz")

@@ -14,6 +14,7 @@ from python_on_whales.exceptions import DockerException
 
 from stackctl.config import StackConfig, load_config
 from stackctl.config.webimage import OVERLAY_MODULE, VERIFY_MODULE
+from stackctl.core.stack import ServiceStatus, StackStatus
 from stackctl.core.verify import TLS_CHECKS, compare, parse_probe, run_probe, verify_settings
 from stackctl.errors import SettingsNotVerified, StackctlError
 
@@ -66,13 +67,13 @@ def seen(**changes: Any) -> dict[str, Any]:
 
 
 @dataclass
-class FakeCompose:
+class FakeContainers:
     output: str = ""
     error: DockerException | None = None
     calls: list[tuple[str, list[str], bool]] = field(default_factory=list)
 
-    def execute(self, service: str, command: list[str], *, tty: bool) -> str:
-        self.calls.append((service, command, tty))
+    def execute(self, container: str, command: list[str], *, tty: bool) -> str:
+        self.calls.append((container, command, tty))
         if self.error is not None:
             raise self.error
         return self.output
@@ -80,7 +81,7 @@ class FakeCompose:
 
 @dataclass
 class FakeClient:
-    compose: FakeCompose
+    container: FakeContainers
 
 
 class FakeStack:
@@ -91,7 +92,13 @@ class FakeStack:
         self.profile = cfg.profile
         self.env_file = Path(".env.prod" if cfg.profile == "prod" else ".env")
         self.up_command = "stackctl up --prod" if cfg.profile == "prod" else "stackctl up"
-        self.client = FakeClient(FakeCompose(output, error))
+        self.name = "example-prod"
+        self.client = FakeClient(FakeContainers(output, error))
+        # after a deploy the serving container is not web-1
+        self.web = ServiceStatus("web", "example-prod-web-3", "running", "healthy", [], None, 0)
+
+    def status(self) -> StackStatus:
+        return StackStatus(self.name, self.profile, [self.web], [])
 
 
 def verify(cfg: StackConfig, printed: dict[str, Any]) -> Any:
@@ -214,7 +221,7 @@ def test_no_report_is_an_error(output: str) -> None:
 def test_run_probe_runs_the_module_in_web_without_a_tty(tmp_path: Path) -> None:
     stack = FakeStack(config(tmp_path), output=json.dumps(seen()))
     assert run_probe(stack) == json.dumps(seen())  # type: ignore[arg-type]
-    assert stack.client.compose.calls == [("web", ["python", "-m", VERIFY_MODULE], False)]
+    assert stack.client.container.calls == [("example-prod-web-3", ["python", "-m", VERIFY_MODULE], False)]
     assert verify_settings(stack).ok  # type: ignore[arg-type]
 
 

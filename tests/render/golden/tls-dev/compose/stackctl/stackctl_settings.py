@@ -8,7 +8,9 @@ database on the db service and the default cache on redis; STATIC_ROOT/MEDIA_ROO
 volumes nginx serves; the security flags; email (when configured); LOGGING to stdout; and
 error reporting with Sentry (when SENTRY_DSN is set). An empty variable counts as unset.
 
-It reads nothing but the environment, which compose fills from the validated env file.
+It reads nothing but the environment, which compose fills from the validated env file, and
+the secrets the prod stack passes as files (/run/secrets/*, named by DJANGO_SECRET_KEY_FILE
+and the like), which stackctl_env reads into the variables of their names.
 DJANGO_SETTINGS_OVERLAY=false runs the project's own settings module instead.
 """
 
@@ -24,6 +26,7 @@ import environ
 import stackctl_env
 from django.core.exceptions import ImproperlyConfigured
 
+stackctl_env.set_aliases(os.environ)  # again, for an interpreter started without site (-S)
 _base = importlib.import_module(os.environ["STACKCTL_BASE_SETTINGS"])
 globals().update({name: getattr(_base, name) for name in dir(_base) if name.isupper()})
 

@@ -1,0 +1,221 @@
+"""The zero-downtime switch on the stack's engine: start a release's web container beside the
+serving one, wait for its health, point nginx at it, drain the old one, stop it.
+
+How traffic moves: every web container serves on sockets in its own folder of the `sockets`
+volume (/run/stackctl/<container id>/), and nginx's upstream follows the symlink
+/run/stackctl/current. The new container renames a new symlink over `current` (atomic: every
+connect nginx makes finds the old sockets or the new), then nginx reloads gracefully: its old
+workers finish their in-flight requests and websockets and close their keep-alive connections
+to the old sockets. The old container is stopped once no connection to its sockets is left,
+or after the drain bound.
+
+Every docker call goes through the stack's python-on-whales client; the web image a compose
+call starts is chosen by STACKCTL_WEB_IMAGE, which the compose file interpolates.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from python_on_whales.exceptions import DockerException
+
+from stackctl.core.progress import Report, quiet
+from stackctl.core.stack import SHOWN_LOG_LINES, ServiceStatus, _failure
+from stackctl.errors import DockerCommandError, StackctlError, StackUnhealthy, stderr_tail
+
+if TYPE_CHECKING:
+    from stackctl.core.stack import Stack
+
+IMAGE_VARIABLE = "STACKCTL_WEB_IMAGE"
+ENTRYPOINT = "/usr/local/bin/docker-entrypoint.sh"
+SOCKET_ROOT = "/run/stackctl"
+MAINTENANCE_FILE = f"{SOCKET_ROOT}/maintenance"
+POLL_SECONDS = 0.2
+UNIX_CONNECTED = "03"  # the St column of /proc/net/unix
+
+
+@contextmanager
+def web_image(image: str | None) -> Iterator[None]:
+    """Compose calls in the block start (and build) `image` for web. The variable is compose's
+    interpolation input only (never a container's environment), set for this process's
+    docker calls and restored after."""
+    before = os.environ.get(IMAGE_VARIABLE)
+    if image is not None:
+        os.environ[IMAGE_VARIABLE] = image
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(IMAGE_VARIABLE, None)
+        else:
+            os.environ[IMAGE_VARIABLE] = before
+
+
+@dataclass(frozen=True)
+class WebContainer:
+    name: str
+    id: str
+    image_id: str
+    image: str  # the name it was started from
+
+    @property
+    def socket_dir(self) -> str:
+        return f"{SOCKET_ROOT}/{self.id[:12]}"
+
+
+def web_containers(stack: Stack, *, running: bool = True) -> list[WebContainer]:
+    names = [
+        s.container for s in stack.status().services if s.service == "web" and (s.state == "running" or not running)
+    ]
+    found = []
+    for name in names:
+        try:
+            c = stack.client.container.inspect(name)
+        except DockerException:
+            continue
+        found.append(WebContainer(name, c.id, str(c.image or ""), str((c.config.image if c.config else "") or "")))
+    return found
+
+
+def start_beside(stack: Stack, image: str, serving: list[WebContainer], report: Report = quiet) -> WebContainer:
+    """One more web container, of `image`, beside the serving ones (which compose keeps)."""
+    before = {c.name for c in web_containers(stack, running=False)}
+    report(f"starting {image} beside {', '.join(c.name for c in serving) or 'nothing'}")
+    try:
+        with web_image(image):
+            for _line in stack.client.compose.up(
+                ["web"],
+                detach=True,
+                recreate=False,
+                dependencies=False,
+                scales={"web": len(before) + 1},
+                stream_logs=True,
+            ):
+                pass
+    except DockerException as exc:
+        raise DockerCommandError(
+            f"docker compose up of the new release failed (exit {exc.return_code})\n{stderr_tail(exc.stderr)}"
+        ) from None
+    new = [c for c in web_containers(stack, running=False) if c.name not in before]
+    if len(new) != 1:
+        raise StackctlError(f"expected one new web container, found {len(new)}")
+    return new[0]
+
+
+def _status_of(stack: Stack, name: str) -> ServiceStatus | None:
+    return next((s for s in stack.status().services if s.container == name), None)
+
+
+def wait_ready(stack: Stack, new: WebContainer, *, timeout: float) -> None:
+    """Until `new` passes its healthcheck; fails at once when it exits, is restarted or turns
+    unhealthy (StackUnhealthy with its logs)."""
+    deadline = time.monotonic() + timeout
+    restarts: int | None = None
+    while True:
+        status = _status_of(stack, new.name)
+        if status is None:
+            raise StackUnhealthy(f"the new web container {new.name} disappeared")
+        if restarts is None:
+            restarts = status.restarts
+        if status.state == "running" and status.health == "healthy":
+            return
+        why = _failure(status, restarts)
+        if why or time.monotonic() >= deadline:
+            reason = why or f"is not healthy within {timeout:.0f}s"
+            raise StackUnhealthy(
+                f"the new release {reason}",
+                logs={f"web (new release, {new.name})": container_logs(stack, new.name)},
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def container_logs(stack: Stack, name: str, lines: int = SHOWN_LOG_LINES) -> str:
+    try:
+        return str(stack.client.container.logs(name, tail=lines))
+    except DockerException:
+        return "(no logs available)"
+
+
+def remove(stack: Stack, container: WebContainer, *, stop_seconds: int = 10) -> None:
+    """Stop (SIGTERM: its entrypoint removes its socket folder), then remove."""
+    with suppress(DockerException):
+        stack.client.container.stop(container.name, time=stop_seconds)
+    with suppress(DockerException):
+        stack.client.container.remove(container.name, force=True)
+
+
+def switch_to(stack: Stack, new: WebContainer) -> None:
+    """Rename `current` to the new container's sockets, then reload nginx gracefully."""
+    try:
+        stack.client.container.execute(new.name, [ENTRYPOINT, "switch"])
+    except DockerException as exc:
+        raise DockerCommandError(f"could not switch nginx to {new.name}\n{stderr_tail(exc.stderr)}") from None
+    reload_nginx(stack)
+
+
+def reload_nginx(stack: Stack) -> None:
+    nginx = stack.status().running("nginx")
+    if nginx is None:
+        return
+    try:
+        stack.client.container.execute(nginx.container, ["nginx", "-s", "reload"])
+    except DockerException as exc:
+        raise DockerCommandError(f"nginx -s reload failed\n{stderr_tail(exc.stderr)}") from None
+
+
+def connections(stack: Stack, container: WebContainer) -> int | None:
+    """Open connections to the container's sockets (from /proc/net/unix of its network
+    namespace: the accepted ones carry the socket's path), or None when it cannot be read."""
+    try:
+        table = str(stack.client.container.execute(container.name, ["cat", "/proc/net/unix"]))
+    except DockerException:
+        return None
+    prefix = container.socket_dir + "/"
+    count = 0
+    for line in table.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 8 and parts[7].startswith(prefix) and parts[5] == UNIX_CONNECTED:
+            count += 1
+    return count
+
+
+def drain(stack: Stack, old: list[WebContainer], *, seconds: float, report: Report = quiet) -> float:
+    """Wait until the old containers have no connection left (at most `seconds`), then stop
+    and remove them. Returns the seconds waited."""
+    started = time.monotonic()
+    deadline = started + seconds
+    pending = list(old)
+    while pending and time.monotonic() < deadline:
+        pending = [c for c in pending if (connections(stack, c) or 0) > 0]
+        if pending:
+            time.sleep(POLL_SECONDS)
+    waited = time.monotonic() - started
+    if pending:
+        report(f"drain: {seconds:.0f}s passed with connections open to {', '.join(c.name for c in pending)}")
+    for c in old:
+        report(f"stopping {c.name}")
+        remove(stack, c)
+    return waited
+
+
+def maintenance(stack: Stack, container: WebContainer, *, on: bool) -> None:
+    """The maintenance page (nginx answers 503 while the file exists in the sockets volume)."""
+    command = ["touch", MAINTENANCE_FILE] if on else ["rm", "-f", MAINTENANCE_FILE]
+    try:
+        stack.client.container.execute(container.name, command)
+    except DockerException as exc:
+        raise DockerCommandError(
+            f"could not turn the maintenance page {'on' if on else 'off'}\n{stderr_tail(exc.stderr)}"
+        ) from None
+
+
+def tag_as_default(stack: Stack, image: str) -> None:
+    """Tag the serving release as `<project>-web` too, so that a later plain compose up
+    (a restore starting web again) runs the same code."""
+    with suppress(DockerException):
+        stack.client.image.tag(image, f"{stack.name}-web")
