@@ -94,9 +94,39 @@ def _report(out: Console, exc: StackctlError) -> None:
         out.info(f"hint: {exc.hint}")
 
 
+def hoist_host(args: list[str]) -> list[str]:
+    """`stackctl deploy --host ssh://…` means `stackctl --host ssh://… deploy`: --host is the
+    app's option, so it is moved in front of the command. Not after `manage` (its arguments
+    are manage.py's) or after `--`."""
+    command_at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if command_at is None:
+        return args
+    head, rest = args[: command_at + 1], args[command_at + 1 :]
+    if args[command_at] == "manage":
+        return args
+    moved: list[str] = []
+    kept: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg == "--":
+            kept.extend(rest[i:])
+            break
+        if arg == "--host" and i + 1 < len(rest):
+            moved += rest[i : i + 2]
+            i += 2
+            continue
+        if arg.startswith("--host="):
+            moved.append(arg)
+        else:
+            kept.append(arg)
+        i += 1
+    return [*moved, *head, *kept] if moved else args
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, map every stackctl error to its exit code."""
-    args = sys.argv[1:] if argv is None else argv
+    args = hoist_host(sys.argv[1:] if argv is None else argv)
     out = Console()
     debug = os.environ.get("STACKCTL_DEBUG") == "1"
     try:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from python_on_whales.exceptions import DockerException
-from python_on_whales.utils import run as run_docker
 
+from stackctl.adapters.docker import compose_exec_stdin
 from stackctl.core.progress import Report, quiet
 from stackctl.core.stack import Stack, StackStatus, StackView
 from stackctl.errors import BackupError, StackctlError, stderr_tail
@@ -135,11 +135,19 @@ def last_json(text: str) -> dict[str, Any]:
     return {}
 
 
-def _exec_plain(stack: Stack, argv: list[str], *, user: str | None = None) -> None:
+def _exec_plain(stack: Stack, argv: list[str]) -> None:
     try:
-        stack.client.compose.execute(SERVICE, argv, tty=False, user=user)
+        stack.client.compose.execute(SERVICE, argv, tty=False)
     except DockerException as exc:
         raise BackupError(f"`{' '.join(argv[:2])}` failed in the backup container (exit {exc.return_code})") from None
+
+
+def _as_root(stack: Stack, argv: list[str]) -> None:
+    """Run `argv` as root in a one-off container of the backup service (same volumes, same
+    capabilities), not by `exec -u root` in the running one: that container's user is
+    stackbackup and it has no-new-privileges, so an exec'd root process gets no capability
+    at all. A one-off started as root keeps the service's CHOWN, DAC_OVERRIDE and FOWNER."""
+    stack.client.compose.run(SERVICE, argv, user="0:0", remove=True, dependencies=False, tty=False)
 
 
 def check_name(name: str, *, error: type[StackctlError] = BackupError) -> None:
@@ -179,12 +187,10 @@ def staged(stack: Stack, file: str | Path, *, error: type[StackctlError] = Backu
     _check_room(stack, sum(_size(source) for source, _ in copies), f"the copy of {path.name}", error)
     try:
         try:
-            _exec_plain(stack, ["mkdir", "-m", "0700", "--", folder], user="root")
+            _as_root(stack, ["mkdir", "-m", "0700", "--", folder])
             for source, dest in copies:
                 stack.client.copy(source, (container, dest))
-            stack.client.compose.execute(
-                SERVICE, ["sh", "-c", HAND_OVER, "sh", folder, BACKUP_USER], tty=False, user="root"
-            )
+            _as_root(stack, ["sh", "-c", HAND_OVER, "sh", folder, BACKUP_USER])
         except DockerException as exc:
             raise error(
                 f"could not stage {path} in the backup container (exit {exc.return_code})\n"
@@ -193,7 +199,8 @@ def staged(stack: Stack, file: str | Path, *, error: type[StackctlError] = Backu
             ) from None
         yield target
     finally:
-        _remove(stack, [folder])
+        with suppress(DockerException):  # best effort: a copy that cannot be removed stays; say nothing
+            _as_root(stack, ["rm", "-rf", "--", folder])
 
 
 def _size(path: Path) -> int:
@@ -235,9 +242,8 @@ def age_identity(stack: Stack, identity: Path | None) -> Iterator[dict[str, str]
         raise BackupError(f"no such age identity file: {identity}", hint="pass --age-identity PATH of the private key")
     backup_container(stack)
     key = identity.read_bytes()
-    argv = [*stack.client.client_config.docker_compose_cmd, "exec", "--no-TTY", SERVICE, "sh", "-c", IDENTITY_IN]
     try:
-        dest = str(run_docker(argv, input=key)).strip().splitlines()[-1]
+        dest = compose_exec_stdin(stack.client, SERVICE, ["sh", "-c", IDENTITY_IN], key).strip().splitlines()[-1]
     except (DockerException, IndexError):
         raise BackupError(
             "could not put the age identity on a tmpfs in the backup container",
@@ -250,9 +256,10 @@ def age_identity(stack: Stack, identity: Path | None) -> Iterator[dict[str, str]
 
 
 def _remove(stack: Stack, paths: list[str]) -> None:
-    """Best effort: a staged copy that cannot be removed stays in the container; say nothing."""
+    """Best effort, as the backup user who made them (the identity's folder on the running
+    container's own /dev/shm); what cannot be removed stays; say nothing."""
     with suppress(DockerException):
-        stack.client.compose.execute(SERVICE, ["rm", "-rf", "--", *paths], tty=False, user="root")
+        stack.client.compose.execute(SERVICE, ["rm", "-rf", "--", *paths], tty=False)
 
 
 # -- the operations -------------------------------------------------------------------------------

@@ -72,8 +72,7 @@ def test_no_secret_value_in_any_containers_inspect(prod: Proj) -> None:
 def test_every_container_is_hardened(prod: Proj) -> None:
     for service in SERVICES:
         host = _inspect(prod, service)["HostConfig"]
-        # backup: not until stackctl's staging stops exec'ing as root (see the compose template)
-        assert ("no-new-privileges:true" in (host["SecurityOpt"] or [])) is (service != "backup"), service
+        assert "no-new-privileges:true" in (host["SecurityOpt"] or []), service
         assert host["CapDrop"] == ["ALL"], service
         assert (host["PidsLimit"] or 0) > 0, service
         assert host["ReadonlyRootfs"] is (service in ("web", "nginx", "redis")), service

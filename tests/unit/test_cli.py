@@ -156,3 +156,15 @@ def test_debug_env_shows_traceback(cli, tmp_path: Path, monkeypatch) -> None:
     result = cli("check", cwd=tmp_path)
     assert result.code == 1
     assert "Traceback" in result.err
+
+
+def test_host_after_the_command_is_the_apps_option() -> None:
+    from stackctl.cli.app import hoist_host
+
+    moved = hoist_host(["deploy", "--prod", "--host", "ssh://u@h:2222"])
+    assert moved == ["--host", "ssh://u@h:2222", "deploy", "--prod"]
+    assert hoist_host(["-v", "status", "--host=ssh://h", "--json"]) == ["--host=ssh://h", "-v", "status", "--json"]
+    assert hoist_host(["--host", "ssh://h", "status"]) == ["--host", "ssh://h", "status"]
+    # manage's arguments are manage.py's, and nothing after `--` is an option of ours
+    assert hoist_host(["manage", "runserver", "--host", "x"]) == ["manage", "runserver", "--host", "x"]
+    assert hoist_host(["backup", "verify", "--", "--host"]) == ["backup", "verify", "--", "--host"]

@@ -28,3 +28,11 @@ def test_the_runner_and_the_docker_command_are_what_project_containers_uses() ->
     cmd = client.client_config.docker_cmd
     assert Path(str(cmd[0])).name == "docker"
     assert "--host" in cmd and "ssh://user@example.invalid" in cmd  # the client's options travel with it
+
+
+def test_the_runner_feeds_stdin_and_the_compose_command_is_what_compose_exec_stdin_uses() -> None:
+    assert "input" in inspect.signature(run).parameters
+    client = DockerClient(host="ssh://user@example.invalid", compose_project_name="p")
+    cmd = [str(part) for part in client.client_config.docker_compose_cmd]
+    assert Path(cmd[0]).name == "docker" and "compose" in cmd
+    assert "ssh://user@example.invalid" in cmd and "p" in cmd  # host and project travel with it

@@ -67,8 +67,7 @@ def test_every_prod_service_drops_every_capability_and_cannot_gain_privileges(co
     services = compose["services"]
     assert set(services) == set(SERVICES)
     for name, service in services.items():
-        # backup: not until stackctl's staging stops exec'ing as root (see the template)
-        assert service.get("security_opt") == (None if name == "backup" else ["no-new-privileges:true"]), name
+        assert service.get("security_opt") == ["no-new-privileges:true"], name
         assert service["cap_drop"] == ["ALL"], name
         assert set(service.get("cap_add", [])) == ADDED_BACK.get(name, set()), name
         assert service["deploy"]["resources"]["limits"]["pids"] > 0, name
