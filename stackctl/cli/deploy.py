@@ -68,6 +68,9 @@ def deploy(
     drain: DrainOption = 30.0,
     health_timeout: HealthOption = 60.0,
     lock_timeout: LockOption = 300.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what the deploy would change (as `stackctl plan`); switch nothing.")
+    ] = False,
     project_dir: ProjectDir = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -75,6 +78,9 @@ def deploy(
     from stackctl.core.deploy import DeployOptions
     from stackctl.core.deploy import deploy as run_deploy
 
+    if dry_run:
+        _plan(ctx, prod, ref, strict, project_dir, json_out)
+        return
     app = application(ctx)
     out = app.console
     stack = app.stack(project_dir, profile_of(prod))
@@ -92,6 +98,37 @@ def deploy(
         out.json(_result_json(result))
         return
     _show(out, "deployed", result)
+
+
+@commands.command()
+def plan(
+    ctx: typer.Context,
+    prod: ProdFlag = False,
+    ref: Annotated[
+        str | None, typer.Option("--ref", metavar="GIT_REF", help="Plan this commit (a clean git archive export).")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Count migrations to review as refusing too.")] = False,
+    project_dir: ProjectDir = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """The handoff notes of the next deploy: packages, pending migrations and their class,
+    variables missing from the env file, services recreated. Builds the release, changes nothing."""
+    _plan(ctx, prod, ref, strict, project_dir, json_out)
+
+
+def _plan(ctx: typer.Context, prod: bool, ref: str | None, strict: bool, project_dir: Any, json_out: bool) -> None:
+    from stackctl.core.deploy import DeployOptions
+    from stackctl.core.deploy import plan as run_plan
+
+    app = application(ctx)
+    out = app.console
+    stack = app.stack(project_dir, profile_of(prod))
+    out.info(f"planning a deploy of {stack.name} ({stack.profile}): nothing that serves changes")
+    handoff = run_plan(stack, DeployOptions(ref=ref, strict=strict), report=out.progress_line)
+    if json_out:
+        out.json({"project": stack.name, **handoff.to_json()})
+        return
+    out.data(handoff.render_text().rstrip("\n"))
 
 
 def _release_row(release: Release, serving: str | None) -> tuple[str, ...]:

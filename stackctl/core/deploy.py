@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from python_on_whales.exceptions import DockerException
 
+from stackctl.config.webimage import IMAGE_DIR
 from stackctl.core import releases, switch
 from stackctl.core.lock import deploy_lock
 from stackctl.core.preflight import MIGRATIONS_SCRIPT, MigrationPlan, check_plan, parse_migration_plan
@@ -33,10 +34,12 @@ from stackctl.core.switch import WebContainer, web_image
 from stackctl.errors import DockerCommandError, StackctlError, StackUnhealthy, stderr_tail
 
 if TYPE_CHECKING:
+    from stackctl.core.handoff import Handoff
     from stackctl.core.stack import Stack
     from stackctl.core.verify import SettingsReport
 
 SEPARATOR = "--- stackctl: migrations ---"
+PACKAGES_SCRIPT = f"{IMAGE_DIR}/stackctl_packages.py"
 
 # Runs a script or module (argv[1]) as __main__, then leaves with os._exit: a project's
 # connection pools (psycopg_pool) otherwise wait up to 5 s per pool for their threads at exit,
@@ -280,6 +283,64 @@ def deploy(
         for gone in pruned:
             report(f"pruned release {gone}")
     return DeployResult(release, previous, time.monotonic() - started, switched, waited, downtime, checked.plan, pruned)
+
+
+def plan(stack: Stack, options: DeployOptions = DeployOptions(), report: Report = quiet) -> Handoff:
+    """What a deploy would change, and change nothing that serves: the release is built (under
+    a throwaway tag, removed afterwards), checked like a deploy checks it (settings, `check
+    --deploy`, pending migrations classified against the live database), and compared with
+    the serving release: packages, variables of .env.example missing from the env file, and
+    whether web is recreated. These are the handoff notes of the release."""
+    from stackctl.core.handoff import (
+        Handoff,
+        ServiceState,
+        missing_variables,
+        package_changes,
+        parse_packages,
+        services_to_recreate,
+    )
+
+    started = time.monotonic()
+    report = timed(report, started)
+    old = serving(stack)
+    image = releases.image_of(stack.name, "plan-" + releases.new_release_id())
+    for path in stack.ensure_rendered():
+        report(f"rendered {path}")
+    if options.ref:
+        from stackctl.core.gitref import build_ref
+
+        build_ref(stack, options.ref, image, report)
+    else:
+        build(stack, image, report)
+    try:
+        checked = preflight(stack, image, report)
+        report("listing the packages of both releases")
+        packages_command = ["python", PACKAGES_SCRIPT]
+        try:
+            before = str(stack.client.container.execute(old[0].name, packages_command, tty=False) or "")
+        except DockerException as exc:
+            raise DockerCommandError(
+                f"could not list the packages of the serving release (exit {exc.return_code})",
+                hint="is it built by this version of stackctl? `stackctl up --prod` rebuilds it",
+            ) from None
+        after = _run_in(stack, image, packages_command)
+        new_id = stack.client.image.inspect(image).id
+    finally:
+        _drop_image(stack, image)
+    example = stack.project.root / ".env.example"
+    missing = missing_variables(example.read_text(), stack.env_file.read_text()) if example.is_file() else ()
+    notes = [] if example.is_file() else [f"no {example}: variables not compared"]
+    refusing = checked.plan.refusing(strict=options.strict)
+    if refusing:
+        notes.append("a deploy refuses these migrations without --allow-downtime (maintenance page)")
+    return Handoff(
+        packages=package_changes(parse_packages(before), parse_packages(after)),
+        migrations=checked.plan,
+        missing_variables=missing,
+        services=services_to_recreate({"web": ServiceState(old[0].image_id)}, {"web": ServiceState(new_id)}),
+        env_file=stack.env_file.name,
+        notes=tuple(notes),
+    )
 
 
 def _drop_image(stack: Stack, image: str) -> None:

@@ -323,6 +323,23 @@ def test_a_breaking_migration_is_refused_then_runs_behind_the_maintenance_page(s
         "    operations = [migrations.RemoveField('note', 'tag')]\n"
     )
     before, serving = web_ids(site), releases(site)["serving"]
+    # the handoff notes first: `plan` and `deploy --dry-run` say what would change, change nothing
+    planned = site.stackctl("plan", *PROFILE, "--json")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    notes = json.loads(planned.stdout)
+    pending = notes["migrations"]["pending"]
+    assert [f"{m['app']}.{m['name']}" for m in pending] == ["notes.0003_remove_note_tag"], pending
+    assert [(op["operation"], op["breaking"]) for op in pending[0]["operations"]] == [("RemoveField", True)]
+    assert notes["packages"] == [], notes["packages"]  # same requirements as the serving release
+    assert [s["name"] for s in notes["services"]] == ["web"], notes["services"]  # new code: a new web image
+    assert "--allow-downtime" in " ".join(notes["notes"])
+    dry = site.stackctl("deploy", *PROFILE, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "notes.0003_remove_note_tag" in dry.stdout and "RemoveField" in dry.stdout, dry.stdout
+    assert "Packages: no change" in dry.stdout, dry.stdout
+    assert web_ids(site) == before and releases(site)["serving"] == serving
+    tags = [tag for image in docker.image.list() for tag in image.repo_tags]
+    assert not [tag for tag in tags if ":plan-" in tag], tags  # the planned release's image is gone
     refused = site.stackctl("deploy", *PROFILE)
     assert refused.returncode != 0, refused.stdout + refused.stderr
     assert "RemoveField" in refused.stderr and "--allow-downtime" in refused.stderr, refused.stderr
