@@ -145,6 +145,19 @@ def build(stack: Stack, image: str, report: Report) -> None:
         raise DockerCommandError(f"building {image} failed\n{stderr_tail(exc.stderr)}") from None
 
 
+def render_and_build(stack: Stack, image: str, *, ref: str | None, report: Report) -> None:
+    """The stack files re-rendered if stale, then the release image: from the working tree,
+    or from a clean export of `ref`."""
+    for path in stack.ensure_rendered():
+        report(f"rendered {path}")
+    if ref:
+        from stackctl.core.gitref import build_ref
+
+        build_ref(stack, ref, image, report)
+    else:
+        build(stack, image, report)
+
+
 def preflight(stack: Stack, image: str, report: Report) -> Preflight:
     """In a one-off container of `image` against the live database: the settings verification
     (with `check --deploy`), then the migration plan, classified. One container for both."""
@@ -246,14 +259,7 @@ def deploy(
         old = serving(stack)  # another deploy may have switched while we waited
         known = releases.list_releases(stack.client, stack.name)
         previous = serving_release(known, old, stack)
-        for path in stack.ensure_rendered():
-            report(f"rendered {path}")
-        if options.ref:
-            from stackctl.core.gitref import build_ref
-
-            build_ref(stack, options.ref, image, report)
-        else:
-            build(stack, image, report)
+        render_and_build(stack, image, ref=options.ref, report=report)
         try:
             checked = preflight(stack, image, report)
             if not options.allow_downtime:
@@ -304,14 +310,7 @@ def plan(stack: Stack, options: DeployOptions = DeployOptions(), report: Report 
     report = timed(report, started)
     old = serving(stack)
     image = releases.image_of(stack.name, "plan-" + releases.new_release_id())
-    for path in stack.ensure_rendered():
-        report(f"rendered {path}")
-    if options.ref:
-        from stackctl.core.gitref import build_ref
-
-        build_ref(stack, options.ref, image, report)
-    else:
-        build(stack, image, report)
+    render_and_build(stack, image, ref=options.ref, report=report)
     try:
         checked = preflight(stack, image, report)
         report("listing the packages of both releases")

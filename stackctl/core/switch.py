@@ -115,13 +115,14 @@ def wait_ready(stack: Stack, new: WebContainer, *, timeout: float) -> None:
     """Until `new` passes its healthcheck; fails at once when it exits, is restarted or turns
     unhealthy (StackUnhealthy with its logs)."""
     deadline = time.monotonic() + timeout
-    restarts: int | None = None
+    # `new` was just created, so any restart at all is a failure. (Counting from the first
+    # status read missed a release that failed and was restarted before that read: the
+    # deploy then waited for a second failed start.)
+    restarts = 0
     while True:
         status = _status_of(stack, new.name)
         if status is None:
             raise StackUnhealthy(f"the new web container {new.name} disappeared")
-        if restarts is None:
-            restarts = status.restarts
         if status.state == "running" and status.health == "healthy":
             return
         why = _failure(status, restarts)
