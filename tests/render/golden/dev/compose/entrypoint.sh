@@ -213,9 +213,16 @@ except Exception as exc:  # PREPARE prints the traceback and names the file and 
     sys.exit(f"daphne: not started, the settings failed to load ({type(exc).__name__})")
 from daphne.cli import CommandLineInterface
 from daphne.utils import import_by_path
-import_by_path(sys.argv[-1])
-from django.urls import get_resolver
-get_resolver().url_patterns
+try:
+    import_by_path(sys.argv[-1])
+    from django.urls import get_resolver
+    get_resolver().url_patterns
+except BaseException:
+    # os._exit: connection pool threads of the project would otherwise hold the exit for seconds
+    import traceback
+    traceback.print_exc()
+    sys.stderr.flush()
+    os._exit(1)
 ready = os.environ["STACKCTL_READY_FILE"]
 while not os.path.exists(ready):
     time.sleep(0.02)
