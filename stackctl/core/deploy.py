@@ -215,9 +215,9 @@ def _zero_downtime(
 ) -> tuple[float, float]:
     new = _start_and_gate(stack, image, old, options, report)
     report(f"switching nginx to {new.name}")
-    switch.switch_to(stack, new)
+    workers = switch.switch_to(stack, new)
     switched = time.monotonic() - started
-    waited = switch.drain(stack, old, seconds=options.drain_seconds, report=report)
+    waited = switch.drain(stack, old, workers=workers, seconds=options.drain_seconds, report=report)
     return switched, waited
 
 

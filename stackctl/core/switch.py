@@ -6,8 +6,15 @@ volume (/run/stackctl/<container id>/), and nginx's upstream follows the symlink
 /run/stackctl/current. The new container renames a new symlink over `current` (atomic: every
 connect nginx makes finds the old sockets or the new), then nginx reloads gracefully: its old
 workers finish their in-flight requests and websockets and close their keep-alive connections
-to the old sockets. The old container is stopped once no connection to its sockets is left,
-or after the drain bound.
+to the old sockets. The old container is stopped once every nginx worker that was there before
+the reload has exited (the new workers resolve `current` to the new sockets, so no connection
+to the old ones is left), or after the drain bound.
+
+Why nginx's workers and not the old container's sockets: a unix socket accepted by daphne
+belongs to the network namespace of the process that connected (nginx's), so the web
+container's /proc/net/unix lists only its listening sockets. Counting connections there always
+found none, and the old container was stopped under the old workers' in-flight requests: a POST
+in flight got a 502 (nginx retries only idempotent requests on another socket).
 
 Every docker call goes through the stack's python-on-whales client; the web image a compose
 call starts is chosen by STACKCTL_WEB_IMAGE, which the compose file interpolates.
@@ -36,7 +43,12 @@ ENTRYPOINT = "/usr/local/bin/docker-entrypoint.sh"
 SOCKET_ROOT = "/run/stackctl"
 MAINTENANCE_FILE = f"{SOCKET_ROOT}/maintenance"
 POLL_SECONDS = 0.2
-UNIX_CONNECTED = "03"  # the St column of /proc/net/unix
+# the PIDs of nginx's worker processes (their title is "nginx: worker process", then
+# " is shutting down" once a reload has told them to finish)
+WORKER_PIDS = (
+    'for p in /proc/[0-9]*; do t=$(tr "\\0" " " <"$p/cmdline" 2>/dev/null) || continue; '
+    'case "$t" in "nginx: worker process"*) echo "${p#/proc/}";; esac; done'
+)
 
 
 @contextmanager
@@ -150,13 +162,16 @@ def remove(stack: Stack, container: WebContainer, *, stop_seconds: int = 10) -> 
         stack.client.container.remove(container.name, force=True)
 
 
-def switch_to(stack: Stack, new: WebContainer) -> None:
-    """Rename `current` to the new container's sockets, then reload nginx gracefully."""
+def switch_to(stack: Stack, new: WebContainer) -> frozenset[int]:
+    """Rename `current` to the new container's sockets, then reload nginx gracefully.
+    Returns the PIDs of the nginx workers from before the reload, which `drain` waits for."""
+    before = nginx_workers(stack)
     try:
         stack.client.container.execute(new.name, [ENTRYPOINT, "switch"])
     except DockerException as exc:
         raise DockerCommandError(f"could not switch nginx to {new.name}\n{stderr_tail(exc.stderr)}") from None
     reload_nginx(stack)
+    return before
 
 
 def reload_nginx(stack: Stack) -> None:
@@ -169,35 +184,40 @@ def reload_nginx(stack: Stack) -> None:
         raise DockerCommandError(f"nginx -s reload failed\n{stderr_tail(exc.stderr)}") from None
 
 
-def connections(stack: Stack, container: WebContainer) -> int | None:
-    """Open connections to the container's sockets (from /proc/net/unix of its network
-    namespace: the accepted ones carry the socket's path), or None when it cannot be read."""
+def nginx_workers(stack: Stack) -> frozenset[int]:
+    """The PIDs of nginx's worker processes now (none when nginx is not running)."""
+    nginx = stack.status().running("nginx")
+    if nginx is None:
+        return frozenset()
     try:
-        table = str(stack.client.container.execute(container.name, ["cat", "/proc/net/unix"]))
+        out = str(stack.client.container.execute(nginx.container, ["sh", "-c", WORKER_PIDS]))
     except DockerException:
-        return None
-    prefix = container.socket_dir + "/"
-    count = 0
-    for line in table.splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 8 and parts[7].startswith(prefix) and parts[5] == UNIX_CONNECTED:
-            count += 1
-    return count
+        return frozenset()
+    return parse_pids(out)
 
 
-def drain(stack: Stack, old: list[WebContainer], *, seconds: float, report: Report = quiet) -> float:
-    """Wait until the old containers have no connection left (at most `seconds`), then stop
-    and remove them. Returns the seconds waited."""
+def parse_pids(out: str) -> frozenset[int]:
+    return frozenset(int(word) for word in out.split() if word.isdigit())
+
+
+def drain(
+    stack: Stack, old: list[WebContainer], *, workers: frozenset[int], seconds: float, report: Report = quiet
+) -> float:
+    """Wait until none of nginx's pre-reload `workers` is left (at most `seconds`): they are
+    the only processes that can still hold a connection to the old containers' sockets.
+    Then stop and remove the old containers. Returns the seconds waited."""
     started = time.monotonic()
     deadline = started + seconds
-    pending = list(old)
-    while pending and time.monotonic() < deadline:
-        pending = [c for c in pending if (connections(stack, c) or 0) > 0]
-        if pending:
-            time.sleep(POLL_SECONDS)
+    left = set(workers)
+    while left and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        left &= nginx_workers(stack)
     waited = time.monotonic() - started
-    if pending:
-        report(f"drain: {seconds:.0f}s passed with connections open to {', '.join(c.name for c in pending)}")
+    if left:
+        report(
+            f"drain: {seconds:.0f}s passed with {len(left)} old nginx worker(s) still finishing "
+            "(open websockets or slow requests); they lose their connections to the old release"
+        )
     for c in old:
         report(f"stopping {c.name}")
         remove(stack, c)
