@@ -194,31 +194,13 @@ def _backup(stack: Stack, release_id: str, report: Report) -> str | None:
     return result.file
 
 
-def _start_and_gate(
-    stack: Stack, image: str, old: list[WebContainer], options: DeployOptions, report: Report
-) -> WebContainer:
-    new = switch.start_beside(stack, image, old, report)
-    report(f"waiting for {new.name} to be healthy")
-    try:
-        switch.wait_ready(stack, new, timeout=options.health_timeout)
-    except StackctlError as exc:
-        report(f"removing {new.name}; the old release keeps serving, nothing was switched")
-        switch.remove(stack, new, stop_seconds=2)
-        if isinstance(exc, StackUnhealthy):
-            exc.hint = "the old release keeps serving; fix the release, then deploy again"
-        raise
-    return new
-
-
 def _zero_downtime(
     stack: Stack, image: str, old: list[WebContainer], options: DeployOptions, report: Report, started: float
 ) -> tuple[float, float]:
-    new = _start_and_gate(stack, image, old, options, report)
-    report(f"switching nginx to {new.name}")
-    workers = switch.switch_to(stack, new)
-    switched = time.monotonic() - started
-    waited = switch.drain(stack, old, workers=workers, seconds=options.drain_seconds, report=report)
-    return switched, waited
+    _new, switched, waited = switch.replace_serving(
+        stack, image, old, timeout=options.health_timeout, drain_seconds=options.drain_seconds, report=report
+    )
+    return switched - started, waited
 
 
 def _behind_maintenance(

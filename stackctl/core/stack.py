@@ -26,6 +26,7 @@ from stackctl.errors import CommandExited, DockerCommandError, StackctlError, St
 
 if TYPE_CHECKING:
     from stackctl.config import StackConfig
+    from stackctl.core.switch import WebContainer
     from stackctl.core.verify import SettingsReport
 
 Stream = Literal["stdout", "stderr"]
@@ -306,9 +307,15 @@ class Stack(StackView):
             report(f"rendered {path}")
         if build:
             self.build(report)
-        log_streamed(self.client, "up", "-d", "--remove-orphans")
+        # prod, serving: a web compose would recreate is replaced by deploy's switch instead of
+        # compose's stop-then-start (which left nginx without web for seconds)
+        stale = self._stale_web()
+        services = self._services_but("web") if stale else None
+        log_streamed(self.client, "up", "-d", "--remove-orphans", *(["--no-deps", *services] if services else []))
         try:
-            for _source, line in self.client.compose.up(detach=True, stream_logs=True, remove_orphans=True):
+            for _source, line in self.client.compose.up(
+                services, detach=True, stream_logs=True, remove_orphans=True, dependencies=not stale
+            ):
                 text = line.decode(errors="replace").rstrip()
                 if text:
                     report(text)
@@ -333,6 +340,17 @@ class Stack(StackView):
                 raise
             if change:
                 report(change)
+        if stale:
+            from stackctl.core import switch
+
+            switch.replace_serving(
+                self,
+                self.default_web_image,
+                stale,
+                timeout=max(timeout - (time.monotonic() - started), 30),
+                drain_seconds=30,
+                report=report,
+            )
         status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10))
         settings = None
         if self.profile == "prod":  # healthy is not enough: the settings really in effect
@@ -341,6 +359,26 @@ class Stack(StackView):
             report("verifying the settings in effect in web")
             settings = verify_settings(self)
         return UpResult(self.name, rendered, time.monotonic() - started, status, settings)
+
+    @property
+    def default_web_image(self) -> str:
+        """The image `compose build` tags and `compose up` runs for web (a deploy runs its
+        release's tag instead)."""
+        return f"{self.name}-web"
+
+    def _stale_web(self) -> list[WebContainer]:
+        if self.profile != "prod":
+            return []
+        from stackctl.core.switch import stale_serving
+
+        return stale_serving(self)
+
+    def _services_but(self, left_out: str) -> list[str]:
+        try:
+            names = list(self.client.compose.config().services or {})
+        except DockerException as exc:
+            raise describe_failure(exc, what="docker compose config") from None
+        return [name for name in names if name != left_out]
 
     def down(self, *, volumes: bool = False) -> None:
         require_engine(self.client)

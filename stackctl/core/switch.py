@@ -147,6 +147,52 @@ def wait_ready(stack: Stack, new: WebContainer, *, timeout: float) -> None:
         time.sleep(POLL_SECONDS)
 
 
+def start_and_gate(
+    stack: Stack, image: str, old: list[WebContainer], *, timeout: float, report: Report = quiet
+) -> WebContainer:
+    """A web container of `image` beside `old`, healthy; when it is not, it is removed (the old
+    ones keep serving, nothing is switched) and the failure raised."""
+    new = start_beside(stack, image, old, report)
+    report(f"waiting for {new.name} to be healthy")
+    try:
+        wait_ready(stack, new, timeout=timeout)
+    except StackctlError as exc:
+        report(f"removing {new.name}; the old release keeps serving, nothing was switched")
+        remove(stack, new, stop_seconds=2)
+        if isinstance(exc, StackUnhealthy):
+            exc.hint = "the old release keeps serving; fix the release, then deploy again"
+        raise
+    return new
+
+
+def replace_serving(
+    stack: Stack, image: str, old: list[WebContainer], *, timeout: float, drain_seconds: float, report: Report = quiet
+) -> tuple[WebContainer, float, float]:
+    """The zero-downtime switch from `old` to a new container of `image`: start beside, health
+    gate, switch nginx, drain, stop the old. Returns the new container, the time.monotonic()
+    at which nginx had switched, and the drain's seconds."""
+    new = start_and_gate(stack, image, old, timeout=timeout, report=report)
+    report(f"switching nginx to {new.name}")
+    workers = switch_to(stack, new)
+    switched = time.monotonic()
+    return new, switched, drain(stack, old, workers=workers, seconds=drain_seconds, report=report)
+
+
+def stale_serving(stack: Stack) -> list[WebContainer]:
+    """The healthy web containers nginx serves from, when a plain `compose up` would recreate
+    them (a new image or configuration); [] when nothing serves or nothing would change."""
+    from stackctl.adapters.docker import compose_would_recreate
+
+    status = stack.status()
+    if status.running("nginx") is None:
+        return []
+    healthy = {s.container for s in status.services if s.service == "web" and s.health == "healthy"}
+    serving = [c for c in web_containers(stack) if c.name in healthy]
+    if not serving or not compose_would_recreate(stack.client, "web"):
+        return []
+    return serving
+
+
 def container_logs(stack: Stack, name: str, lines: int = SHOWN_LOG_LINES) -> str:
     try:
         return str(stack.client.container.logs(name, tail=lines))
@@ -239,4 +285,4 @@ def tag_as_default(stack: Stack, image: str) -> None:
     """Tag the serving release as `<project>-web` too, so that a later plain compose up
     (a restore starting web again) runs the same code."""
     with suppress(DockerException):
-        stack.client.image.tag(image, f"{stack.name}-web")
+        stack.client.image.tag(image, stack.default_web_image)

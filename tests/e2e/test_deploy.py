@@ -1,7 +1,8 @@
 """`stackctl deploy` / `rollback` on a real engine: under a probe (a GET and a POST GraphQL
 request every 20 ms, and an open websocket), a code-only deploy, an additive migration with a
 dependency change, and a rollback drop no request; a release that cannot start, a breaking
-migration, an unknown release and a second deploy change nothing.
+migration, an unknown release and a second deploy change nothing; `up --prod` of a serving
+stack with new code drops no request either (it uses the same switch).
 
 The tests share one prod stack and run in order: each one leaves the stack serving."""
 
@@ -136,7 +137,7 @@ def deploy_under(p: Probe, site: Proj, *args: str) -> tuple[subprocess.Completed
     assert proc.stderr is not None
     for line in proc.stderr:
         err_lines.append(line)
-        if "] switching nginx" in line or "stopping the old release" in line:
+        if "switching nginx to" in line or "stopping the old release" in line:
             p.mark.set()
             echoes = p.ws_echoes_after_mark
             deadline = time.monotonic() + 5
@@ -353,3 +354,27 @@ def test_a_breaking_migration_is_refused_then_runs_behind_the_maintenance_page(s
     assert p.statuses.get(503), "the maintenance page answered while the migration ran"
     assert json.loads(proc.stdout)["downtime"] is True
     assert site.gql("{ ping }") == {"ping": "pong"}
+
+
+def test_up_prod_with_new_code_drops_no_request(site: Proj) -> None:
+    """The issue's measured bug: a code-only `up --prod` dropped 70 of 799 requests (compose
+    stopped web, then started the new one). It now starts the new web beside the serving one."""
+    urls = site.root / "example" / "config" / "urls.py"
+    edit(urls, "urlpatterns = [\n", "urlpatterns = [\n    path('upprod/', lambda r: HttpResponse('up')),\n")
+    if "import HttpResponse" not in urls.read_text():
+        edit(urls, "from django.urls import", "from django.http import HttpResponse\nfrom django.urls import")
+    before = web_ids(site)
+    with probe(site) as p:
+        proc, _seconds = deploy_under(p, site, "up", *PROFILE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    print(f"probe: {p.sent} requests {p.statuses}, websocket echoes {p.ws_echoes}")
+    assert "switching nginx to" in proc.stderr + proc.stdout, proc.stderr  # it went through the switch
+    assert p.sent > 100 and p.failures == [], (p.failures[:10], p.statuses, nginx_errors(site))
+    assert p.ws_error is None and p.ws_close_code == 1000, (p.ws_error, p.ws_close_code)
+    assert http(f"{site.base}/upprod/").body == b"up"
+    after = web_ids(site)
+    assert len(after) == 1 and after != before
+    # nothing new: compose recreates nothing, and web is not switched again
+    again = site.stackctl("up", check=True)
+    assert "switching nginx" not in again.stderr + again.stdout, again.stderr
+    assert web_ids(site) == after
