@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -73,7 +73,7 @@ def env_host(name: str, host: str) -> str:
     return f"{name}.{host}"
 
 
-def _origin(name: str, origin: str, ports: dict[int, int]) -> str:
+def _origin(name: str, origin: str, ports: Mapping[int, int]) -> str:
     parts = urlsplit(origin)
     if not parts.hostname:
         return origin
@@ -83,7 +83,7 @@ def _origin(name: str, origin: str, ports: dict[int, int]) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def host_values(name: str, prod: dict[str, str | None], ports: dict[int, int]) -> dict[str, str]:
+def host_values(name: str, prod: Mapping[str, str | None], ports: Mapping[int, int]) -> dict[str, str]:
     """SERVER_NAME, DJANGO_ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS for the environment, from
     prod's (only those prod sets; the defaults are local names, kept)."""
     values = {}
