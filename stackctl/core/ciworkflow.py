@@ -117,7 +117,7 @@ def workflow_context(
         "version": __version__,
         "branch": branch,
         "env_name": env,
-        "env_flag": "--prod" if env == "prod" else f"--env {env}",
+        "env_flag": Environment.named(env).flag,
         "env_file": Path(env_path).name,
         "env_path": env_path,
         "env_secret": "STACKCTL_ENV_" + env.upper().replace("-", "_"),
