@@ -195,3 +195,15 @@ def registry_failure_hint(stderr: str) -> str | None:
             build = "stackctl images build" + (" --suite bookworm" if image.endswith("bookworm") else "")
             return f"{image} is one of stackctl's own images and is not built on this engine: run `{build}`"
     return REGISTRY_FIX
+
+
+def port_taken(address: str, port: int) -> bool:
+    """Whether a TCP port cannot be bound on this host's `address` (something listens on it,
+    or it is privileged for this user)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address or "0.0.0.0", port))
+        except OSError:
+            return True
+    return False

@@ -1,4 +1,5 @@
-"""backup now|list|verify|prune and restore db|media: always the PROD stack (.env.prod)."""
+"""backup now|list|verify|prune and restore db|media: the prod stack (.env.prod), or a named
+environment of the prod kind with --env NAME (the dev stack has no backup service)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,23 @@ from stackctl.cli.common import JsonFlag, ProjectDir, YesFlag, application, size
 if TYPE_CHECKING:
     from stackctl.cli.common import Application
     from stackctl.core.restore import RestoreResult
+    from stackctl.core.stack import Stack
 
-PROD_NOTE = "Works on the prod stack (.env.prod, docker-compose.prod.yml), which must be up."
+PROD_NOTE = (
+    "Works on the prod stack (.env.prod, docker-compose.prod.yml), or a named one with --env NAME, which must be up."
+)
+BackupEnv = Annotated[
+    str, typer.Option("--env", metavar="NAME", help="The environment: prod, or a named one (.env.NAME).")
+]
+
+
+def _stack(app: Application, project_dir: Path | None, env: str) -> Stack:
+    environment = app.environment(False, env, default="prod")
+    if environment.profile == "dev":
+        raise typer.BadParameter("the dev stack has no backup service: give --env prod or a named environment")
+    return app.stack(project_dir, environment)
+
+
 backup_app = typer.Typer(help=f"Take, list, verify and prune backups. {PROD_NOTE}", no_args_is_help=True)
 restore_app = typer.Typer(help=f"Restore the database or the media from a backup. {PROD_NOTE}", no_args_is_help=True)
 
@@ -25,13 +41,12 @@ def _backup_names(kind: str | None) -> Callable[[typer.Context, str], list[str]]
 
     def complete(ctx: typer.Context, incomplete: str) -> list[str]:
         from stackctl.core.backup import list_backups
-        from stackctl.core.stack import Stack
 
         try:
             app = application(ctx)
             app.console.verbosity = -1
             directory = ctx.params.get("project_dir")
-            stack: Stack = app.stack(Path(directory) if directory else None, "prod")
+            stack: Stack = _stack(app, Path(directory) if directory else None, ctx.params.get("env") or "prod")
             found = list_backups(stack)
         except Exception:  # completion runs inside the user's shell: say nothing
             return []
@@ -76,6 +91,7 @@ def backup_now(
     ctx: typer.Context,
     kind: Annotated[Literal["db", "media", "all"], typer.Argument(help="What to back up.")] = "all",
     project_dir: ProjectDir = None,
+    env: BackupEnv = "prod",
     json_out: JsonFlag = False,
 ) -> None:
     """Take a backup now: db (pg_dump), media (tar.gz of the media volume) or all."""
@@ -85,7 +101,7 @@ def backup_now(
 
     app = application(ctx)
     out = app.console
-    results = core.backup_now(app.stack(project_dir, "prod"), kind, report=out.progress_line)
+    results = core.backup_now(_stack(app, project_dir, env), kind, report=out.progress_line)
     if json_out:
         out.json([asdict(r) for r in results])
         return
@@ -95,7 +111,9 @@ def backup_now(
 
 
 @backup_app.command("list")
-def backup_list(ctx: typer.Context, project_dir: ProjectDir = None, json_out: JsonFlag = False) -> None:
+def backup_list(
+    ctx: typer.Context, project_dir: ProjectDir = None, env: BackupEnv = "prod", json_out: JsonFlag = False
+) -> None:
     """List every backup, newest first, with its checksum state."""
     from dataclasses import asdict
 
@@ -103,7 +121,7 @@ def backup_list(ctx: typer.Context, project_dir: ProjectDir = None, json_out: Js
 
     app = application(ctx)
     out = app.console
-    backups = core.list_backups(app.stack(project_dir, "prod"))
+    backups = core.list_backups(_stack(app, project_dir, env))
     if json_out:
         out.json([asdict(b) for b in backups])
         return
@@ -120,6 +138,7 @@ def backup_verify(
     file: AnyBackup,
     age_identity: Identity = None,
     project_dir: ProjectDir = None,
+    env: BackupEnv = "prod",
     json_out: JsonFlag = False,
 ) -> None:
     """Verify a backup: checksum, then restore it into a scratch database and count (media: list it)."""
@@ -129,7 +148,7 @@ def backup_verify(
 
     app = application(ctx)
     out = app.console
-    result = core.verify_backup(app.stack(project_dir, "prod"), file, identity=age_identity)
+    result = core.verify_backup(_stack(app, project_dir, env), file, identity=age_identity)
     if json_out:
         out.json(asdict(result))
         return
@@ -142,6 +161,7 @@ def backup_prune(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted; delete nothing.")] = False,
     project_dir: ProjectDir = None,
+    env: BackupEnv = "prod",
     json_out: JsonFlag = False,
 ) -> None:
     """Apply the retention policy (DB_BACKUP_KEEP_DAILY/WEEKLY, DB_BACKUP_RETENTION_DAYS)."""
@@ -151,7 +171,7 @@ def backup_prune(
 
     app = application(ctx)
     out = app.console
-    result = core.prune_backups(app.stack(project_dir, "prod"), dry_run=dry_run)
+    result = core.prune_backups(_stack(app, project_dir, env), dry_run=dry_run)
     if json_out:
         out.json(asdict(result))
         return
@@ -174,6 +194,7 @@ def _restore(
     identity: Path | None,
     timeout: int,
     project_dir: Path | None,
+    env: str,
     json_out: bool,
     no_checksum: bool,
     allow_foreign: bool = False,
@@ -183,7 +204,7 @@ def _restore(
     from stackctl.core import restore as restoring
 
     out = app.console
-    stack = app.stack(project_dir, "prod")
+    stack = _stack(app, project_dir, env)
 
     def confirm(question: str) -> None:
         app.confirm(question, yes=yes)
@@ -231,6 +252,7 @@ def restore_db(
     allow_foreign: AllowForeign = False,
     timeout: Timeout = 180,
     project_dir: ProjectDir = None,
+    env: BackupEnv = "prod",
     json_out: JsonFlag = False,
 ) -> None:
     """Replace the database with a backup: checked first, into a scratch database, then swapped in.
@@ -246,6 +268,7 @@ def restore_db(
         identity=age_identity,
         timeout=timeout,
         project_dir=project_dir,
+        env=env,
         json_out=json_out,
         no_checksum=no_checksum,
         allow_foreign=allow_foreign,
@@ -261,6 +284,7 @@ def restore_media(
     no_checksum: NoChecksum = False,
     timeout: Timeout = 180,
     project_dir: ProjectDir = None,
+    env: BackupEnv = "prod",
     json_out: JsonFlag = False,
 ) -> None:
     """Replace the media volume's content with an archive: checked, extracted beside it, then swapped."""
@@ -272,6 +296,7 @@ def restore_media(
         identity=age_identity,
         timeout=timeout,
         project_dir=project_dir,
+        env=env,
         json_out=json_out,
         no_checksum=no_checksum,
     )

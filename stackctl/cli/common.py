@@ -18,7 +18,7 @@ from stackctl.errors import Aborted, ConfigProblem
 
 if TYPE_CHECKING:
     from stackctl.config import LoadedConfig
-    from stackctl.config.profile import Profile
+    from stackctl.config.profile import Environment
     from stackctl.core.project import Project
     from stackctl.core.stack import Stack, StackView
 
@@ -26,6 +26,15 @@ ProjectDir = Annotated[
     Path | None, typer.Option("--project-dir", "-C", help="The project folder (default: current folder).")
 ]
 ProdFlag = Annotated[bool, typer.Option("--prod", help="The prod stack (.env.prod + docker-compose.prod.yml).")]
+EnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env",
+        metavar="NAME",
+        help="A named environment: .env.NAME + docker-compose.NAME.yml (`stackctl init --env NAME` makes one); "
+        "--env prod is --prod, --env dev the default.",
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DryRunFlag = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
@@ -40,45 +49,54 @@ class Application:
         self.host = host  # the engine's address (--host / DOCKER_HOST); None: the local one
         self._loaded: dict[tuple[Path, str], LoadedConfig] = {}
 
+    def environment(self, prod: bool, name: str | None, *, default: str = "dev") -> Environment:
+        """The environment that --prod / --env NAME select (neither: `default`). --env prod is
+        --prod; --prod with another --env is an error."""
+        from stackctl.config.profile import Environment
+
+        if prod and name not in (None, "prod"):
+            raise typer.BadParameter(f"--prod selects prod: give --prod or --env {name}, not both")
+        return Environment.named("prod" if prod else name or default)
+
     def project(self, directory: Path | None) -> Project:
         from stackctl.core.project import Project
 
         return Project.at(directory)
 
-    def config(self, directory: Path | None, profile: Profile, *, warn: bool = True) -> LoadedConfig:
-        """The validated config of one profile; its warnings are shown the first time (unless
+    def config(self, directory: Path | None, env: Environment, *, warn: bool = True) -> LoadedConfig:
+        """The validated config of one environment; its warnings are shown the first time (unless
         `warn` is off: `manage` prints the command's own output and nothing of ours)."""
         from stackctl.config import load_config
         from stackctl.core.identity import remember_identity
         from stackctl.core.stack import StackIdentity
 
         project = self.project(directory)
-        key = (project.root, profile)
+        key = (project.root, env.name)
         if key not in self._loaded:
-            self._loaded[key] = load_config(project.env_file(profile), profile=profile)
+            self._loaded[key] = load_config(project.env_file(env), profile=env.profile, env_name=env.name)
             if warn:
                 show_problems(self.console, self._loaded[key].warnings)
-            remember_identity(project, profile, StackIdentity.of(self._loaded[key].config))
+            remember_identity(project, env, StackIdentity.of(self._loaded[key].config))
         return self._loaded[key]
 
-    def stack(self, directory: Path | None, profile: Profile, *, warn: bool = True) -> Stack:
+    def stack(self, directory: Path | None, env: Environment, *, warn: bool = True) -> Stack:
         from stackctl.core.stack import Stack
 
-        config = self.config(directory, profile, warn=warn).config
-        return Stack(self.project(directory), profile, config=config, host=self.host)
+        config = self.config(directory, env, warn=warn).config
+        return Stack(self.project(directory), env, config=config, host=self.host)
 
-    def view(self, directory: Path | None, profile: Profile) -> StackView:
+    def view(self, directory: Path | None, env: Environment) -> StackView:
         """The running stack, for commands that only look at it (status): from the identity
         cached for this exact env file when there is one, else by validating the config."""
         from stackctl.core.identity import cached_identity
         from stackctl.core.stack import StackView
 
         project = self.project(directory)
-        identity = cached_identity(project, profile)
+        identity = cached_identity(project, env)
         if identity is None:
-            return self.stack(directory, profile)
-        self.console.debug(f"{project.env_file(profile).name} is unchanged since it was validated: cached identity")
-        return StackView(project, profile, identity, host=self.host)
+            return self.stack(directory, env)
+        self.console.debug(f"{project.env_file(env).name} is unchanged since it was validated: cached identity")
+        return StackView(project, env, identity, host=self.host)
 
     def confirm(self, question: str, *, yes: bool, flag: str = "--yes") -> None:
         """Ask before destroying data. Without a terminal and without --yes, refuse."""
@@ -95,10 +113,6 @@ class Application:
 def application(ctx: typer.Context) -> Application:
     obj = ctx.find_root().obj
     return obj if isinstance(obj, Application) else Application(Console())
-
-
-def profile_of(prod: bool) -> Profile:
-    return "prod" if prod else "dev"
 
 
 def show_problems(out: Console, problems: list[ConfigProblem]) -> None:

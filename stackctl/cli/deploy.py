@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stackctl.cli.common import JsonFlag, ProdFlag, ProjectDir, YesFlag, application, profile_of
+from stackctl.cli.common import EnvOption, JsonFlag, ProdFlag, ProjectDir, YesFlag, application
 
 if TYPE_CHECKING:
     from stackctl.console import Console
@@ -56,6 +56,7 @@ def _show(out: Console, verb: str, result: DeployResult) -> None:
 def deploy(
     ctx: typer.Context,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     ref: Annotated[
         str | None, typer.Option("--ref", metavar="GIT_REF", help="Build this commit (a clean git archive export).")
     ] = None,
@@ -79,12 +80,12 @@ def deploy(
     from stackctl.core.deploy import deploy as run_deploy
 
     if dry_run:
-        _plan(ctx, prod, ref, strict, project_dir, json_out)
+        _plan(ctx, prod, env, ref, strict, project_dir, json_out)
         return
     app = application(ctx)
     out = app.console
-    stack = app.stack(project_dir, profile_of(prod))
-    out.info(f"deploying {stack.name} ({stack.profile})")
+    stack = app.stack(project_dir, app.environment(prod, env))
+    out.info(f"deploying {stack.name} ({stack.env.name})")
     options = DeployOptions(
         ref=ref,
         allow_downtime=allow_downtime,
@@ -104,6 +105,7 @@ def deploy(
 def plan(
     ctx: typer.Context,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     ref: Annotated[
         str | None, typer.Option("--ref", metavar="GIT_REF", help="Plan this commit (a clean git archive export).")
     ] = None,
@@ -113,17 +115,19 @@ def plan(
 ) -> None:
     """The handoff notes of the next deploy: packages, pending migrations and their class,
     variables missing from the env file, services recreated. Builds the release, changes nothing."""
-    _plan(ctx, prod, ref, strict, project_dir, json_out)
+    _plan(ctx, prod, env, ref, strict, project_dir, json_out)
 
 
-def _plan(ctx: typer.Context, prod: bool, ref: str | None, strict: bool, project_dir: Any, json_out: bool) -> None:
+def _plan(
+    ctx: typer.Context, prod: bool, env: str | None, ref: str | None, strict: bool, project_dir: Any, json_out: bool
+) -> None:
     from stackctl.core.deploy import DeployOptions
     from stackctl.core.deploy import plan as run_plan
 
     app = application(ctx)
     out = app.console
-    stack = app.stack(project_dir, profile_of(prod))
-    out.info(f"planning a deploy of {stack.name} ({stack.profile}): nothing that serves changes")
+    stack = app.stack(project_dir, app.environment(prod, env))
+    out.info(f"planning a deploy of {stack.name} ({stack.env.name}): nothing that serves changes")
     handoff = run_plan(stack, DeployOptions(ref=ref, strict=strict), report=out.progress_line)
     if json_out:
         out.json({"project": stack.name, **handoff.to_json()})
@@ -143,14 +147,18 @@ def _release_row(release: Release, serving: str | None) -> tuple[str, ...]:
 
 @commands.command()
 def releases(
-    ctx: typer.Context, prod: ProdFlag = False, project_dir: ProjectDir = None, json_out: JsonFlag = False
+    ctx: typer.Context,
+    prod: ProdFlag = False,
+    env: EnvOption = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonFlag = False,
 ) -> None:
     """List the recorded releases, newest first (* marks the one serving)."""
     from stackctl.core.deploy import serving, serving_release
     from stackctl.core.releases import image_present, list_releases
 
     app = application(ctx)
-    stack = app.stack(project_dir, profile_of(prod))
+    stack = app.stack(project_dir, app.environment(prod, env))
     known = list_releases(stack.client, stack.name)
     running = [c for c in serving(stack)] if stack.status().running("web") else []
     current = serving_release(known, running, stack) if running else None
@@ -180,6 +188,7 @@ def rollback(
         str | None, typer.Argument(help="The release to go back to (default: the previous one).")
     ] = None,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     migrate_back: Annotated[
         bool, typer.Option("--migrate-back", help="When the database is ahead: reverse its newer migrations.")
     ] = False,
@@ -203,7 +212,7 @@ def rollback(
         raise StackctlError("--migrate-back and --restore-backup are two ways back: choose one")
     app = application(ctx)
     out = app.console
-    stack = app.stack(project_dir, profile_of(prod))
+    stack = app.stack(project_dir, app.environment(prod, env))
     options = RollbackOptions(
         migrate_back=migrate_back,
         restore_backup=restore_backup,

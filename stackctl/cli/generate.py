@@ -9,12 +9,12 @@ import typer
 
 from stackctl.cli.common import (
     DryRunFlag,
+    EnvOption,
     JsonFlag,
     ProdFlag,
     ProjectDir,
     application,
     problems_json,
-    profile_of,
     show_problems,
 )
 from stackctl.errors import ConfigError, StackctlError
@@ -53,12 +53,21 @@ def init(
     official_images: Annotated[
         bool, typer.Option("--official-images", help="Use the official images from a registry.")
     ] = False,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            metavar="NAME",
+            help="In an initialised project: make the named environment NAME (.env.NAME from .env.prod, "
+            "fresh secrets, its own ports) and render its files.",
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Detect the Django project, write .env/.env.prod with fresh secrets, and render the stack.
 
     On a project that has them already, --local-images and --official-images rewrite only the
-    image lines of .env and .env.prod."""
+    image lines of .env and .env.prod; --env NAME adds a named environment beside them."""
     from dataclasses import asdict
 
     from stackctl.core.init import run_init
@@ -67,6 +76,11 @@ def init(
         raise typer.BadParameter("give --local-images or --official-images, not both")
     app = application(ctx)
     out = app.console
+    if env is not None:
+        if local_images or official_images:
+            raise typer.BadParameter("--env NAME takes the images of .env.prod: no --local-images/--official-images")
+        _init_env(out, Path(directory).resolve(), env, dry_run=dry_run, force=force, json_out=json_out)
+        return
     choice: ImageChoice = "local" if local_images else "official" if official_images else "auto"
     result = run_init(Path(directory).resolve(), dry_run=dry_run, force=force, images=choice)
     show_problems(out, result.warnings)
@@ -88,6 +102,32 @@ def init(
         out.info("dry run: nothing was written")
     else:
         out.success(f"{len(result.written)} file(s) written; next: stackctl up")
+
+
+def _init_env(out: Console, root: Path, name: str, *, dry_run: bool, force: bool, json_out: bool) -> None:
+    from stackctl.core.envinit import run_init_env
+
+    result = run_init_env(root, name, dry_run=dry_run, force=force)
+    show_problems(out, result.warnings)
+    extra = {
+        "env": result.env.name,
+        "env_file": result.env_file,
+        "compose_project": result.compose_project,
+        "ports": result.ports,
+        "hosts": result.hosts,
+        "dry_run": dry_run,
+    }
+    _show_plan(out, result.plan, json_out=json_out, extra=extra)
+    if json_out:
+        return
+    ports = ", ".join(f"{k}={v}" for k, v in result.ports.items())
+    out.info(f"{result.env_file}: compose project {result.compose_project}, {ports}, fresh secrets")
+    for variable, value in result.hosts.items():
+        out.info(f"  {variable}={value}")
+    if dry_run:
+        out.info("dry run: nothing was written")
+    else:
+        out.success(f"{len(result.written)} file(s) written; next: {result.env.command('up')}")
 
 
 def _explain(out: Console, result: InitResult) -> None:
@@ -123,29 +163,30 @@ def _explain(out: Console, result: InitResult) -> None:
 def render(
     ctx: typer.Context,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if the files on disk drift; write nothing.")] = False,
     dry_run: DryRunFlag = False,
     force: ForceFlag = False,
     project_dir: ProjectDir = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Re-render the stack's files from .env (or .env.prod with --prod)."""
+    """Re-render the stack's files from .env (or .env.prod with --prod, .env.NAME with --env NAME)."""
     from stackctl.core.plan import apply_plan, plan_files
     from stackctl.core.render import render_set
 
     app = application(ctx)
     out = app.console
-    profile = profile_of(prod)
-    loaded = app.config(project_dir, profile)
+    environment = app.environment(prod, env)
+    loaded = app.config(project_dir, environment)
     root = app.project(project_dir).root
     plan = plan_files(root, render_set(loaded.config))
-    _show_plan(out, plan, json_out=json_out, extra={"profile": profile})
+    _show_plan(out, plan, json_out=json_out, extra={"profile": environment.profile, "env": environment.name})
     if check:
         drift = plan.changes
         if drift:
             raise StackctlError(
                 f"{len(drift)} file(s) drift from {loaded.env_file.name}: " + ", ".join(f.path for f in drift),
-                hint=f"run `stackctl render{' --prod' if prod else ''}`",
+                hint=f"run `{environment.command('render')}`",
             )
         out.success("every rendered file matches the config")
         return
@@ -160,6 +201,7 @@ def render(
 def check(
     ctx: typer.Context,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     runtime: Annotated[
         bool,
         typer.Option(
@@ -169,16 +211,16 @@ def check(
     project_dir: ProjectDir = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Validate .env (or .env.prod with --prod, applying the production policy); with
+    """Validate .env (or .env.prod with --prod, .env.NAME with --env NAME, applying the production policy); with
     --runtime, verify the settings in effect in the running web container too."""
     from stackctl.config import load_config
 
     app = application(ctx)
     out = app.console
-    profile = profile_of(prod)
-    env_file = app.project(project_dir).env_file(profile)
+    environment = app.environment(prod, env)
+    env_file = app.project(project_dir).env_file(environment)
     try:
-        loaded = load_config(env_file, profile=profile)
+        loaded = load_config(env_file, profile=environment.profile, env_name=environment.name)
     except ConfigError as exc:
         if json_out:
             out.json({"ok": False, "file": str(env_file), "problems": problems_json(exc.problems)})
@@ -190,7 +232,7 @@ def check(
         from stackctl.core.stack import Stack
         from stackctl.core.verify import verify_settings
 
-        report = verify_settings(Stack(app.project(project_dir), profile, config=loaded.config))
+        report = verify_settings(Stack(app.project(project_dir), environment, config=loaded.config))
     if json_out:
         payload: dict[str, object] = {"ok": True, "file": str(env_file), "problems": problems_json(loaded.warnings)}
         if report:
@@ -198,6 +240,6 @@ def check(
         out.json(payload)
         return
     show_problems(out, loaded.warnings)
-    out.success(f"{env_file.name} is valid ({profile}), {len(loaded.warnings)} warning(s)")
+    out.success(f"{env_file.name} is valid ({environment.name}), {len(loaded.warnings)} warning(s)")
     if report:
         show_settings(out, report)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stackctl.cli.common import JsonFlag, ProdFlag, ProjectDir, YesFlag, application, profile_of
+from stackctl.cli.common import EnvOption, JsonFlag, ProdFlag, ProjectDir, YesFlag, application
 
 if TYPE_CHECKING:
     from stackctl.console import Console
@@ -23,6 +23,7 @@ def _status_json(status: StackStatus, schedule: BackupSchedule | None = None) ->
 
     payload: dict[str, Any] = {
         "project": status.project,
+        "env": status.env,
         "profile": status.profile,
         "healthy": status.healthy,
         "urls": status.urls,
@@ -61,7 +62,7 @@ def show_settings(out: Console, report: SettingsReport) -> None:
 
 def _status_table(out: Console, status: StackStatus) -> None:
     rows = [(s.service, s.state, s.health or "-", ", ".join(s.ports) or "-") for s in status.services]
-    out.table(("service", "state", "health", "ports"), rows, title=f"{status.project} ({status.profile})")
+    out.table(("service", "state", "health", "ports"), rows, title=f"{status.project} ({status.env})")
 
 
 def _ago(seconds: int | None) -> str:
@@ -87,6 +88,7 @@ def _schedule_lines(schedule: BackupSchedule) -> list[str]:
 def up(
     ctx: typer.Context,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     timeout: Annotated[int, typer.Option(help="Seconds to wait for every service to be healthy.")] = 240,
     no_build: Annotated[bool, typer.Option("--no-build", help="Do not build images first.")] = False,
     project_dir: ProjectDir = None,
@@ -95,8 +97,8 @@ def up(
     """Render if stale, build, start the stack and wait until every service is healthy."""
     app = application(ctx)
     out = app.console
-    stack = app.stack(project_dir, profile_of(prod))
-    out.info(f"bringing up {stack.name} ({stack.profile})")
+    stack = app.stack(project_dir, app.environment(prod, env))
+    out.info(f"bringing up {stack.name} ({stack.env.name})")
     result = stack.up(report=out.progress_line, timeout=timeout, build=not no_build)
     if json_out:
         payload = {"seconds": round(result.seconds, 1), "rendered": result.rendered, **_status_json(result.status)}
@@ -116,6 +118,7 @@ def up(
 def down(
     ctx: typer.Context,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     volumes: Annotated[
         bool, typer.Option("--volumes", help="Also delete the volumes: database, media, backups.")
     ] = False,
@@ -124,7 +127,7 @@ def down(
 ) -> None:
     """Stop and remove the stack's containers (and with --volumes, its data)."""
     app = application(ctx)
-    stack = app.stack(project_dir, profile_of(prod))
+    stack = app.stack(project_dir, app.environment(prod, env))
     if volumes:
         app.confirm(f"Delete every volume of {stack.name} (database, media, backups)?", yes=yes)
     stack.down(volumes=volumes)
@@ -135,13 +138,14 @@ def down(
 def status(
     ctx: typer.Context,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     project_dir: ProjectDir = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Services, health, published ports and URLs (and the backup schedule in prod)."""
     app = application(ctx)
     out = app.console
-    stack = app.view(project_dir, profile_of(prod))
+    stack = app.view(project_dir, app.environment(prod, env))
     result = stack.status()
     schedule = None
     if stack.profile == "prod":
@@ -167,10 +171,12 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
     tail: Annotated[int | None, typer.Option(help="Only the last N lines per service.")] = None,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Show the stack's logs."""
-    stack = application(ctx).stack(project_dir, profile_of(prod), warn=False)
+    app = application(ctx)
+    stack = app.stack(project_dir, app.environment(prod, env), warn=False)
     for _source, line in stack.logs(service, follow=follow, tail=tail):
         sys.stdout.write(line.decode(errors="replace"))
         sys.stdout.flush()
@@ -181,10 +187,12 @@ def manage(
     ctx: typer.Context,
     args: Annotated[list[str] | None, typer.Argument(help="Arguments for manage.py.")] = None,
     prod: ProdFlag = False,
+    env: EnvOption = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Run manage.py in the web container: its output as it comes, and its exit code."""
-    stack = application(ctx).stack(project_dir, profile_of(prod), warn=False)
+    app = application(ctx)
+    stack = app.stack(project_dir, app.environment(prod, env), warn=False)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     for source, line in stack.manage(list(args or []) + list(ctx.args), tty=tty):
         stream = sys.stderr if source == "stderr" else sys.stdout

@@ -91,6 +91,7 @@ def load_config(
     env_file: Path,
     *,
     profile: Profile = "dev",
+    env_name: str | None = None,
     text: str | None = None,
     label: str | None = None,
     policy: bool = True,
@@ -100,7 +101,8 @@ def load_config(
     `text` is the file's content when it is not on disk yet (`init` validates fresh secrets
     before writing them); `env_file` still names it in problems, and relative paths in it
     (TLS files, the CA bundle) resolve against its folder, the project. `label` overrides the
-    name problems show. `policy=False` skips the production policy (to render documentation
+    name problems show. `env_name` names a named environment of kind `profile` (staging: its
+    files and compose project). `policy=False` skips the production policy (to render documentation
     from .env.example).
     """
     label = label or str(env_file)
@@ -118,7 +120,7 @@ def load_config(
             problems.extend(_problems_from(exc, file=label, group=group_cls.title, raw=raw))
     config: StackConfig | None = None
     if len(groups) == len(GROUPS):
-        config = StackConfig(profile=profile, **groups)
+        config = StackConfig(profile=profile, env_name=env_name, **groups)
         problems.extend(cross_checks(config, label))
         if profile == "prod" and policy:
             problems.extend(prod_policy(config, label, base_dir=env_file.parent))

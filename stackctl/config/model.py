@@ -29,6 +29,7 @@ from stackctl.config.fields import (
     Size,
     TimeZone,
 )
+from stackctl.config.profile import Environment
 from stackctl.config.webimage import (
     FALLBACK_ASGI_APPLICATION,
     OVERLAY_MODULE,
@@ -597,6 +598,7 @@ class StackConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     profile: Literal["dev", "prod"]
+    env_name: str | None = None  # a named environment's name (staging); None: the profile's own
     django: DjangoGroup
     database: DatabaseGroup
     cache: CacheGroup
@@ -609,8 +611,12 @@ class StackConfig(BaseModel):
     backups: BackupsGroup
 
     @property
+    def environment(self) -> Environment:
+        return Environment(self.env_name or self.profile, self.profile)
+
+    @property
     def project_name(self) -> str:
-        return f"{self.django.stack_name}-{self.profile}"
+        return f"{self.django.stack_name}-{self.environment.name}"
 
     @property
     def web_ports(self) -> list[int]:

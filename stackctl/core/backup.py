@@ -30,7 +30,6 @@ Kind = Literal["db", "media"]
 SERVICE = "backup"
 INCOMING = "/backups/incoming"
 BACKUP_USER = "stackbackup"
-UP_HINT = "start the prod stack first: stackctl up --prod"
 # Run as root on a staged copy: refuse links and special files, then hand the folder to the
 # backup user. The folder is root's own until then (mode 0700), so nothing can swap a link in.
 HAND_OVER = (
@@ -95,7 +94,9 @@ def backup_container(stack: StackView) -> str:
     """The name of the running backup container, or a BackupError saying how to get one."""
     running = stack.status().running(SERVICE)
     if running is None:
-        raise BackupError(f"the {SERVICE} service of {stack.name} is not running", hint=UP_HINT)
+        raise BackupError(
+            f"the {SERVICE} service of {stack.name} is not running", hint=f"start it first: {stack.up_command}"
+        )
     return running.container
 
 
@@ -299,7 +300,7 @@ def take_backup(
             ) from None
         raise BackupError(
             f"the {kind} backup failed (exit {exc.return_code}); no backup file was left behind\n{_tail(exc.stderr)}",
-            hint="read `stackctl logs backup --prod`; is the db service healthy?" if kind == "db" else None,
+            hint=f"read `{stack.env.command('logs backup')}`; is the db service healthy?" if kind == "db" else None,
         ) from None
     return _result(kind, last_json(out or ""))
 

@@ -20,6 +20,7 @@ import jinja2
 
 from stackctl import __version__
 from stackctl.adapters.files import read_bytes_or_none, write_atomic
+from stackctl.config.profile import NAME_PATTERN, Environment
 from stackctl.core.detect import detect_project
 from stackctl.core.detect_deps import Dependencies, load_toml
 from stackctl.core.project import Project
@@ -38,7 +39,6 @@ DEV_REQUIREMENTS = (
     "requirements/local.txt",
 )
 _RUN = {"requirements": "", "pep621": "", "poetry": "poetry run ", "uv": "uv run ", "pipenv": "pipenv run "}
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 Action = Literal["create", "identical", "overwrite", "conflict"]
 
@@ -88,16 +88,14 @@ def _requirement_files(root: Path, deps: Dependencies) -> list[str]:
 
 
 def env_file_of(project: Project, env: str) -> Path:
-    if env == "prod":
-        return project.env_file("prod")
-    return project.root / f".env.{env}"
+    return project.env_file(Environment.named(env))
 
 
 def workflow_context(
     root: Path, *, branch: str = "main", env: str = "prod", stackctl_spec: str | None = None
 ) -> dict[str, object]:
     """What the template needs, read from the project at `root` (the repository's root)."""
-    if not _ENV_NAME.match(env) or env == "dev":
+    if not NAME_PATTERN.match(env) or env == "dev":
         raise StackctlError(f"--env {env!r} is not a deploy environment", hint="use prod or a name like staging")
     if not re.match(r"^[\w./-]+$", branch):
         raise StackctlError(f"--branch {branch!r} is not a branch name", hint="use e.g. main")
@@ -119,7 +117,7 @@ def workflow_context(
         "version": __version__,
         "branch": branch,
         "env_name": env,
-        "env_flag": "--prod" if env == "prod" else f"--env {env}",
+        "env_flag": Environment.named(env).flag,
         "env_file": Path(env_path).name,
         "env_path": env_path,
         "env_secret": "STACKCTL_ENV_" + env.upper().replace("-", "_"),

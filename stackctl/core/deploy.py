@@ -302,7 +302,7 @@ def plan(stack: Stack, options: DeployOptions = DeployOptions(), report: Report 
         except DockerException as exc:
             raise DockerCommandError(
                 f"could not list the packages of the serving release (exit {exc.return_code})",
-                hint="is it built by this version of stackctl? `stackctl up --prod` rebuilds it",
+                hint=f"is it built by this version of stackctl? `{stack.up_command}` rebuilds it",
             ) from None
         after = _run_in(stack, image, packages_command)
         new_id = stack.client.image.inspect(image).id

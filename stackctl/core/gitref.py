@@ -56,7 +56,7 @@ def build_ref(stack: Stack, ref: str, image: str, report: Report) -> str:
         root = Path(tmp)
         commit = export(stack.project.root, ref, root)
         report(f"exported {ref} ({commit[:12]}) with git archive")
-        files = [root / f.relative_to(stack.project.root) for f in stack.project.compose_files(stack.profile)]
+        files = [root / f.relative_to(stack.project.root) for f in stack.project.compose_files(stack.env)]
         missing = [str(f.relative_to(root)) for f in files if not f.exists()]
         if missing:
             raise StackctlError(

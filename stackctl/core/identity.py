@@ -1,4 +1,4 @@
-"""A cache of each profile's StackIdentity, keyed by its env file's digest.
+"""A cache of each environment's StackIdentity, keyed by its env file's digest.
 
 `stackctl status` needs only the compose project name and the URLs, not the whole validated
 config; validating it costs more than the docker calls status makes (pydantic-settings and
@@ -16,28 +16,28 @@ import json
 
 from stackctl import __version__
 from stackctl.adapters.files import write_atomic
-from stackctl.config.profile import Profile
+from stackctl.config.profile import Environment
 from stackctl.core.project import STATE_DIR, Project
 from stackctl.core.stack import StackIdentity
 
 
-def _path(project: Project, profile: Profile) -> str:
-    return f"{STATE_DIR}/cache/identity-{profile}.json"
+def _path(project: Project, env: Environment) -> str:
+    return f"{STATE_DIR}/cache/identity-{env.name}.json"
 
 
-def _digest(project: Project, profile: Profile) -> str | None:
+def _digest(project: Project, env: Environment) -> str | None:
     try:
-        data = project.env_file(profile).read_bytes()
+        data = project.env_file(env).read_bytes()
     except OSError:
         return None
     return hashlib.sha256(__version__.encode() + b"\0" + data).hexdigest()
 
 
-def cached_identity(project: Project, profile: Profile) -> StackIdentity | None:
+def cached_identity(project: Project, env: Environment) -> StackIdentity | None:
     """The identity remembered for this env file's exact content, or None."""
-    digest = _digest(project, profile)
+    digest = _digest(project, env)
     try:
-        payload = json.loads((project.root / _path(project, profile)).read_text(encoding="utf-8"))
+        payload = json.loads((project.root / _path(project, env)).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(payload, dict) or digest is None or payload.get("digest") != digest:
@@ -48,12 +48,12 @@ def cached_identity(project: Project, profile: Profile) -> StackIdentity | None:
     return StackIdentity(name, tuple(urls))
 
 
-def remember_identity(project: Project, profile: Profile, identity: StackIdentity) -> None:
+def remember_identity(project: Project, env: Environment, identity: StackIdentity) -> None:
     """Best effort: a project folder that cannot be written to simply has no cache."""
-    digest = _digest(project, profile)
+    digest = _digest(project, env)
     if digest is None:
         return
     payload = {"digest": digest, "name": identity.name, "urls": list(identity.urls)}
     with contextlib.suppress(OSError):
         text = json.dumps(payload, indent=2) + "\n"
-        write_atomic(project.root / _path(project, profile), text.encode(), mode=0o644)
+        write_atomic(project.root / _path(project, env), text.encode(), mode=0o644)

@@ -17,7 +17,7 @@ from pathlib import Path
 from stackctl.adapters.files import read_bytes_or_none
 from stackctl.config import GROUPS, load_config
 from stackctl.config.loader import LoadedConfig
-from stackctl.config.profile import Profile
+from stackctl.config.profile import Profile, environment_of
 from stackctl.config.webimage import (
     COMPANIONS,
     FALLBACK_ASGI_APPLICATION,
@@ -189,7 +189,7 @@ def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: 
     loaded: dict[Profile, LoadedConfig] = {}
     profiles: tuple[Profile, ...] = ("dev", "prod")
     for profile in profiles:
-        path = project.env_file(profile)
+        path = project.env_file(environment_of(profile))
         existing = read_bytes_or_none(path)
         if existing is None:
             text = env_text(_values(detected, profile, selection, project), profile=profile)

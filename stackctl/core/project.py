@@ -1,4 +1,4 @@
-"""A stackctl project on disk: where its env files and compose files are, per profile.
+"""A stackctl project on disk: where its env files and compose files are, per environment.
 
 Two layouts. With nothing in the way (this repository), the stack's files sit at the top of
 the user's project. When the project already has files of its own that stackctl would write
@@ -13,13 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackctl.config.profile import Profile
+from stackctl.config.profile import Environment
 
-ENV_FILES: dict[Profile, str] = {"dev": ".env", "prod": ".env.prod"}
-COMPOSE_FILES: dict[Profile, tuple[str, ...]] = {
-    "dev": ("docker-compose.yml",),
-    "prod": ("docker-compose.prod.yml",),  # stands alone: rendered from .env.prod only
-}
+DEV_COMPOSE_FILE = "docker-compose.yml"
 STACK_DIR = "stack"  # the stack's own folder, when the project's files are in the way
 STATE_DIR = ".stackctl"
 SOURCE_FILE = f"{STATE_DIR}/source"  # the project root, relative to the stack's folder
@@ -40,7 +36,7 @@ class Project:
             if source is not None:
                 return cls(stack_dir, source)
         # a clone whose marker was not committed: stack/ holding a rendered stack
-        if (here / STACK_DIR / COMPOSE_FILES["dev"][0]).is_file() and (here / STACK_DIR / ".env.example").is_file():
+        if (here / STACK_DIR / DEV_COMPOSE_FILE).is_file() and (here / STACK_DIR / ".env.example").is_file():
             return cls.nested(here)
         return cls(here, here)
 
@@ -53,11 +49,21 @@ class Project:
     def is_nested(self) -> bool:
         return self.root != self.source
 
-    def env_file(self, profile: Profile) -> Path:
-        return self.root / ENV_FILES[profile]
+    def env_file(self, env: Environment) -> Path:
+        """.env, .env.prod, .env.staging"""
+        return self.root / env.env_file
 
-    def compose_files(self, profile: Profile) -> list[Path]:
-        return [self.root / name for name in COMPOSE_FILES[profile]]
+    def compose_files(self, env: Environment) -> list[Path]:
+        """docker-compose.yml, or the prod kind's own, which stands alone: docker-compose.prod.yml,
+        docker-compose.staging.yml (each rendered from its env file only)."""
+        return [self.root / f"docker-compose{env.suffix}.yml"]
+
+    def named_environments(self) -> list[str]:
+        """The named environments that have an env file here (.env.staging), sorted."""
+        from stackctl.config.profile import NAME_PATTERN, RESERVED
+
+        found = (p.name.removeprefix(".env.") for p in self.root.glob(".env.*") if p.is_file())
+        return sorted(n for n in found if NAME_PATTERN.match(n) and n not in ("dev", "prod", *RESERVED))
 
     def source_marker(self) -> tuple[str, bytes]:
         """The file that records this layout (relative to `root`, content)."""

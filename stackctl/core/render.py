@@ -1,6 +1,8 @@
 """Render the stack's files from a validated StackConfig, in memory.
 
-Two sets: the dev set is rendered from `.env`, the prod set from `.env.prod`. Values that
+Two sets: the dev set is rendered from `.env`, the prod set from `.env.prod` (and, for each
+named environment, from `.env.NAME` into files named `.NAME.` where prod's say `.prod.`:
+docker-compose.staging.yml, nginx/nginx.staging.conf...). Values that
 differ from machine to machine (image names, published ports, the build CA bundle) stay
 compose `${VARIABLES}` read from the same env file, so the rendered files do not change
 when only they do.
@@ -13,14 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jinja2
 
 from stackctl import __version__
 from stackctl.config.model import GROUPS, StackConfig
+from stackctl.config.profile import Environment
 
-Profile = Literal["dev", "prod"]
 TEMPLATE_SUFFIX = ".j2"
 
 # Fields whose value in .env.example is the project's own, not a generic example.
@@ -63,20 +65,21 @@ DEV_SET: tuple[Artifact, ...] = (
     Artifact("compose/stackctl/stackctl_migrations.py", "compose/stackctl/stackctl_migrations.py"),
     Artifact("compose/stackctl/stackctl_packages.py", "compose/stackctl/stackctl_packages.py"),
 )
-PROD_STATIC: tuple[Artifact, ...] = (
-    Artifact("docker-compose.prod.yml", "docker-compose.prod.yml.j2"),
-    Artifact("compose/Dockerfile.prod", "compose/Dockerfile.j2"),
-    Artifact("compose/Dockerfile.prod.dockerignore", "dockerignore.j2"),
-    Artifact("compose/entrypoint.prod.sh", "compose/entrypoint.sh.j2", 0o755),
-    Artifact("nginx/nginx.prod.conf", "nginx/nginx.conf.j2"),
-    Artifact("compose/stackctl/stackctl_settings.py", "compose/stackctl/stackctl_settings.py"),
-    Artifact("compose/stackctl/stackctl_env.py", "compose/stackctl/stackctl_env.py"),
-    Artifact("compose/stackctl/stackctl_asgi.py", "compose/stackctl/stackctl_asgi.py"),
-    Artifact("compose/stackctl/stackctl_verify.py", "compose/stackctl/stackctl_verify.py"),
-    Artifact("compose/stackctl/stackctl_build.py", "compose/stackctl/stackctl_build.py"),
-    Artifact("compose/stackctl/stackctl_migrations.py", "compose/stackctl/stackctl_migrations.py"),
-    Artifact("compose/stackctl/stackctl_packages.py", "compose/stackctl/stackctl_packages.py"),
-)
+SHARED_MODULES: tuple[Artifact, ...] = tuple(a for a in DEV_SET if a.path.startswith("compose/stackctl/"))
+
+
+def _prod_static(env: Environment) -> tuple[Artifact, ...]:
+    """The prod kind's own files, named after the environment: `.prod.` for prod, `.staging.`
+    for staging."""
+    x = env.suffix
+    return (
+        Artifact(f"docker-compose{x}.yml", "docker-compose.prod.yml.j2"),
+        Artifact(f"compose/Dockerfile{x}", "compose/Dockerfile.j2"),
+        Artifact(f"compose/Dockerfile{x}.dockerignore", "dockerignore.j2"),
+        Artifact(f"compose/entrypoint{x}.sh", "compose/entrypoint.sh.j2", 0o755),
+        Artifact(f"nginx/nginx{x}.conf", "nginx/nginx.conf.j2"),
+        *SHARED_MODULES,
+    )
 
 
 def templates_dir() -> Path:
@@ -101,9 +104,9 @@ def _backup_set(root: Path) -> tuple[Artifact, ...]:
     return tuple(found)
 
 
-def artifacts_for(profile: Profile, stack_dir: str = ".") -> tuple[Artifact, ...]:
-    """The files of one profile's set, for a stack in STACK_DIR of the project root."""
-    found = DEV_SET if profile == "dev" else PROD_STATIC + _backup_set(templates_dir())
+def artifacts_for(env: Environment, stack_dir: str = ".") -> tuple[Artifact, ...]:
+    """The files of one environment's set, for a stack in STACK_DIR of the project root."""
+    found = DEV_SET if env.profile == "dev" else _prod_static(env) + _backup_set(templates_dir())
     return tuple(a for a in found if stack_dir == "." or not a.flat_only)
 
 
@@ -161,16 +164,20 @@ def env_example_groups(cfg: StackConfig) -> list[tuple[str, list[EnvEntry]]]:
 
 
 def render_set(cfg: StackConfig) -> dict[str, tuple[bytes, int]]:
-    """Render the set of cfg's profile to {relative path: (content, mode)}. Nothing is written."""
+    """Render the set of cfg's environment to {relative path: (content, mode)}. Nothing is written."""
+    from stackctl.core.secretfiles import secrets_dir
+
     env = _environment()
     context = {
         "cfg": cfg,
         "profile": cfg.profile,
+        "env": cfg.environment,
+        "secrets_dir": secrets_dir(cfg.environment),
         "env_groups": env_example_groups(cfg),
         "stackctl_version": __version__,
     }
     rendered: dict[str, tuple[bytes, int]] = {}
-    for artifact in artifacts_for(cfg.profile, cfg.django.stack_dir):
+    for artifact in artifacts_for(cfg.environment, cfg.django.stack_dir):
         if artifact.is_template:
             content = env.get_template(artifact.template).render(context).encode("utf-8")
         else:

@@ -188,7 +188,7 @@ def _restore(
         back = f"; the previous database is kept as {kept_old}" if kept_old else ""
         raise RestoreError(
             f"{name} was restored, but {start_error.message}{back}",
-            hint="read `stackctl logs web --prod`; `stackctl restore` with the pre-restore backup goes back",
+            hint=f"read `{stack.env.command('logs web')}`; `stackctl restore` with the pre-restore backup goes back",
         )
     return RestoreResult(
         kind=kind,

@@ -10,7 +10,8 @@ Compose injects secrets of every source but `file:` by copying them into the con
 which it refuses for a read-only root filesystem (compose v2.40: "cannot create secret ...
 in read-only service web: `file` is the sole supported option"). web, nginx and redis run
 read-only, so the stack renders the files, from the validated .env.prod, into
-.stackctl/secrets/ in the stack's folder (mode 0700; gitignored). The files themselves are
+.stackctl/secrets/ in the stack's folder (a named environment's into .stackctl/secrets/NAME/;
+mode 0700; gitignored). The files themselves are
 0644: the containers' users (uids 999 and 1000) read them through the bind mount, and no one
 else on the host gets past the folder.
 
@@ -31,9 +32,16 @@ from pydantic import SecretStr
 
 from stackctl.adapters.files import read_bytes_or_none, write_atomic
 from stackctl.config import StackConfig
+from stackctl.config.profile import Environment
 from stackctl.core.project import STATE_DIR
 
 SECRETS_DIR = f"{STATE_DIR}/secrets"  # relative to the stack's folder, as compose names it
+
+
+def secrets_dir(env: Environment) -> str:
+    """prod's SECRETS_DIR; a named environment's own folder inside it (.stackctl/secrets/staging:
+    a name has no "_", so it never meets a secret's file name)."""
+    return f"{SECRETS_DIR}/{env.name}" if env.is_named else SECRETS_DIR
 
 
 @dataclass(frozen=True)
@@ -93,9 +101,10 @@ def secret_values(config: StackConfig) -> dict[str, str]:
 
 
 def write_secret_files(root: Path, config: StackConfig) -> list[str]:
-    """Write the prod stack's secret files under `root` (the stack's folder); only those whose
+    """Write the stack's secret files (of config's environment) under `root` (the stack's folder); only those whose
     content changed. Returns their paths relative to `root` (never their content)."""
-    folder = root / SECRETS_DIR
+    where = secrets_dir(config.environment)
+    folder = root / where
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     written = []
@@ -104,5 +113,5 @@ def write_secret_files(root: Path, config: StackConfig) -> list[str]:
         data = value.encode()
         if read_bytes_or_none(path) != data or (path.stat().st_mode & 0o777) != 0o644:
             write_atomic(path, data, mode=0o644)
-            written.append(f"{SECRETS_DIR}/{name}")
+            written.append(f"{where}/{name}")
     return written

@@ -19,7 +19,7 @@ from stackctl.adapters.docker import (
     require_engine,
 )
 from stackctl.adapters.remote import is_ssh
-from stackctl.config.profile import Profile
+from stackctl.config.profile import Environment, Profile
 from stackctl.core.progress import Report, quiet
 from stackctl.core.project import Project
 from stackctl.errors import CommandExited, DockerCommandError, StackctlError, StackUnhealthy
@@ -50,6 +50,7 @@ class StackStatus:
     services: list[ServiceStatus]
     urls: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
+    env: str = ""  # the environment's name (dev, prod, staging)
 
     @property
     def healthy(self) -> bool:
@@ -63,7 +64,8 @@ class StackStatus:
         return next((s for s in self.services if s.service == service and s.state == "running"), None)
 
     def only(self, services: list[str]) -> StackStatus:
-        return StackStatus(self.project, self.profile, [s for s in self.services if s.service in services], self.urls)
+        kept = [s for s in self.services if s.service in services]
+        return StackStatus(self.project, self.profile, kept, self.urls, env=self.env)
 
 
 @dataclass(frozen=True)
@@ -122,27 +124,28 @@ def _unhealthy_hint(logs: dict[str, str], up_command: str) -> str:
 
 class StackView:
     """A compose project as it runs: its containers, health and logs. Needs only the
-    project's folder, the profile and the stack's identity, not its validated config."""
+    project's folder, the environment and the stack's identity, not its validated config."""
 
-    def __init__(self, project: Project, profile: Profile, identity: StackIdentity, *, host: str | None = None) -> None:
+    def __init__(self, project: Project, env: Environment, identity: StackIdentity, *, host: str | None = None) -> None:
         self.project = project
         self.host = host  # another engine (`ssh://user@host[:port]`); None: DOCKER_HOST or the local one
-        self.profile = profile
-        self.env_file = project.env_file(profile)
+        self.env = env
+        self.profile: Profile = env.profile  # the kind: what policy, template and hardening it has
+        self.env_file = project.env_file(env)
         self.identity = identity
         self.name = identity.name
         self._client: DockerClient | None = None
 
     @property
     def up_command(self) -> str:
-        return "stackctl up --prod" if self.profile == "prod" else "stackctl up"
+        return self.env.command("up")
 
     @property
     def client(self) -> DockerClient:
         if self._client is None:
             client = compose_client(
                 project_dir=self.project.root,
-                compose_files=self.project.compose_files(self.profile),
+                compose_files=self.project.compose_files(self.env),
                 env_file=self.env_file,
                 project_name=self.name,
                 host=self.host,
@@ -230,7 +233,7 @@ class StackView:
                 )
             )
         services.sort(key=lambda s: s.service)
-        return StackStatus(self.name, self.profile, services, list(self.identity.urls))
+        return StackStatus(self.name, self.profile, services, list(self.identity.urls), env=self.env.name)
 
     def _unhealthy(self, message: str, bad: list[str]) -> StackUnhealthy:
         """The failure with the last lines of each bad service's log (every service's when
@@ -263,13 +266,13 @@ class StackView:
 class Stack(StackView):
     """One compose project with its validated config: render, build, up, down, manage."""
 
-    def __init__(self, project: Project, profile: Profile, *, config: StackConfig, host: str | None = None) -> None:
-        super().__init__(project, profile, StackIdentity.of(config), host=host)
+    def __init__(self, project: Project, env: Environment, *, config: StackConfig, host: str | None = None) -> None:
+        super().__init__(project, env, StackIdentity.of(config), host=host)
         self.config = config
 
     # -- rendering -------------------------------------------------------------------------
     def ensure_rendered(self, *, force: bool = False) -> list[str]:
-        """Re-render this profile's files when they are stale. Returns the paths written."""
+        """Re-render this environment's files when they are stale. Returns the paths written."""
         from stackctl.core.plan import apply_plan, plan_files
         from stackctl.core.render import render_set
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from stackctl.config import load_config
+from stackctl.config.profile import PROD
 from stackctl.core import backup as core
 from stackctl.core.project import Project
 from stackctl.core.restore import restore_db
@@ -80,7 +81,7 @@ class Proj:
     def __init__(self, root: Path) -> None:
         self.root = root
         loaded = load_config(root / ".env.prod", profile="prod")
-        self.stack = Stack(Project.at(root), "prod", config=loaded.config)
+        self.stack = Stack(Project.at(root), PROD, config=loaded.config)
 
     def sql(self, query: str) -> str:
         out = self.stack.client.compose.execute(

@@ -22,6 +22,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from stackctl.adapters.docker import compose_client
+from stackctl.config.profile import PROD
 from stackctl.core.handoff import package_changes, parse_packages
 from stackctl.core.preflight import (
     BreakingMigrations,
@@ -127,8 +128,8 @@ class PreflightStack:
     def client(self) -> DockerClient:
         return compose_client(
             project_dir=self.project.root,
-            compose_files=self.project.compose_files("prod"),
-            env_file=self.project.env_file("prod"),
+            compose_files=self.project.compose_files(PROD),
+            env_file=self.project.env_file(PROD),
             project_name=self.proj.name,
         )
 

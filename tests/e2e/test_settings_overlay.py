@@ -25,6 +25,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from stackctl.config import load_config
+from stackctl.config.profile import PROD, Environment
 from stackctl.config.webimage import OVERLAY_MODULE, STACK_PACKAGES
 from stackctl.core.project import Project
 from stackctl.core.stack import Stack
@@ -160,8 +161,9 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 def _stack(proj: Proj, profile: str = "prod") -> Stack:
     project = Project.at(proj.root)
-    cfg = load_config(project.env_file(profile), profile=profile).config  # type: ignore[arg-type]
-    return Stack(project, profile, config=cfg)  # type: ignore[arg-type]
+    env = Environment.named(profile)
+    cfg = load_config(project.env_file(env), profile=env.profile).config
+    return Stack(project, env, config=cfg)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +173,7 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
     init = subprocess.run([str(STACKCTL), "init", "--local-images"], cwd=root, capture_output=True, text=True)
     assert init.returncode == 0, init.stdout + init.stderr
     name, http_port, https_port = f"e2e{uuid.uuid4().hex[:8]}", free_port(), free_port()
-    env_file = Project.at(root).env_file("prod")
+    env_file = Project.at(root).env_file(PROD)
     set_env(
         env_file,
         STACK_NAME=name,

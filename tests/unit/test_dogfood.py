@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.config import load_config
+from stackctl.config.profile import DEV, PROD
 from stackctl.core.render import artifacts_for, render_set
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ def rendered() -> dict[str, bytes]:
     return _rendered()
 
 
-@pytest.mark.parametrize("path", sorted(a.path for p in ("dev", "prod") for a in artifacts_for(p)))  # type: ignore[arg-type]
+@pytest.mark.parametrize("path", sorted(a.path for e in (DEV, PROD) for a in artifacts_for(e)))
 def test_repo_file_matches_the_templates(path: str, rendered: dict[str, bytes]) -> None:
     on_disk = REPO / path
     assert on_disk.is_file(), f"{path} is missing: run `stackctl init` (or `stackctl render`) at the repo root"

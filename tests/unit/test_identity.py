@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stackctl.config import load_config
+from stackctl.config.profile import DEV, PROD
 from stackctl.core.identity import cached_identity, remember_identity
 from stackctl.core.project import Project
 from stackctl.core.stack import StackIdentity
@@ -19,32 +20,32 @@ def _identity(root: Path) -> StackIdentity:
 def test_a_remembered_identity_is_read_back_while_the_env_file_is_unchanged(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(ENV)
     project = Project.at(tmp_path)
-    assert cached_identity(project, "dev") is None
+    assert cached_identity(project, DEV) is None
     identity = _identity(tmp_path)
     assert identity == StackIdentity("shop-dev", ("http://127.0.0.1:8123/", "http://127.0.0.1:8123/graphql"))
-    remember_identity(project, "dev", identity)
-    assert cached_identity(project, "dev") == identity
-    assert cached_identity(project, "prod") is None  # another profile, another file
+    remember_identity(project, DEV, identity)
+    assert cached_identity(project, DEV) == identity
+    assert cached_identity(project, PROD) is None  # another profile, another file
 
 
 def test_any_change_of_the_env_file_invalidates_it(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(ENV)
     project = Project.at(tmp_path)
-    remember_identity(project, "dev", _identity(tmp_path))
+    remember_identity(project, DEV, _identity(tmp_path))
     (tmp_path / ".env").write_text(ENV.replace("8123", "8124"))
-    assert cached_identity(project, "dev") is None
+    assert cached_identity(project, DEV) is None
     (tmp_path / ".env").unlink()
-    assert cached_identity(project, "dev") is None
+    assert cached_identity(project, DEV) is None
 
 
 def test_a_damaged_cache_is_ignored(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(ENV)
     project = Project.at(tmp_path)
-    remember_identity(project, "dev", _identity(tmp_path))
+    remember_identity(project, DEV, _identity(tmp_path))
     cache = next((tmp_path / ".stackctl" / "cache").iterdir())
     for text in ("", "[]", '{"digest": 1}', cache.read_text().replace('"urls": [', '"urls": [1, ')):
         cache.write_text(text)
-        assert cached_identity(project, "dev") is None, text
+        assert cached_identity(project, DEV) is None, text
 
 
 def test_status_validates_once_then_uses_the_cache(cli, tmp_path: Path, monkeypatch) -> None:

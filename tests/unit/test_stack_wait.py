@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from stackctl.config.profile import DEV
 from stackctl.core.project import Project
 from stackctl.core.stack import ServiceStatus, StackIdentity, StackStatus, StackView
 from stackctl.errors import StackUnhealthy
@@ -26,7 +27,7 @@ def _status(*services: tuple[str, str, str | None, int]) -> StackStatus:
 
 def _stack(monkeypatch: pytest.MonkeyPatch, statuses: list[StackStatus]) -> tuple[StackView, list[int]]:
     # a running stack needs no config; no client is made: status() is scripted below
-    stack = StackView(Project(Path("/nonexistent"), Path("/nonexistent")), "dev", StackIdentity("p-dev", ()))
+    stack = StackView(Project(Path("/nonexistent"), Path("/nonexistent")), DEV, StackIdentity("p-dev", ()))
     calls = [0]
     feed: Iterator[StackStatus] = iter(statuses)
 
