@@ -36,3 +36,9 @@ def test_the_runner_feeds_stdin_and_the_compose_command_is_what_compose_exec_std
     cmd = [str(part) for part in client.client_config.docker_compose_cmd]
     assert Path(cmd[0]).name == "docker" and "compose" in cmd
     assert "ssh://user@example.invalid" in cmd and "p" in cmd  # host and project travel with it
+
+
+def test_the_runner_returns_stdout_and_stderr_as_compose_would_recreate_uses() -> None:
+    assert "return_stderr" in inspect.signature(run).parameters
+    out, err = run(["sh", "-c", "echo out; echo err >&2"], return_stderr=True)
+    assert (out, err) == ("out", "err")
