@@ -25,11 +25,12 @@ class LoadedConfig:
     warnings: list[ConfigProblem] = field(default_factory=list)
 
 
-def read_env_text(path: Path, label: str) -> str:
+def read_env_text(path: Path, label: str, env_name: str | None = None) -> str:
     """The text of an env file, or a ConfigError saying why it cannot be read."""
     if not path.exists():
+        init = f"stackctl init --env {env_name}" if env_name and env_name not in ("dev", "prod") else "stackctl init"
         raise ConfigError(
-            [ConfigProblem(label, "", "", "file not found", hint="run `stackctl init` or create it from .env.example")]
+            [ConfigProblem(label, "", "", "file not found", hint=f"run `{init}` or create it from .env.example")]
         )
     if not path.is_file():
         raise ConfigError([ConfigProblem(label, "", "", "is not a file")])
@@ -106,7 +107,7 @@ def load_config(
     from .env.example).
     """
     label = label or str(env_file)
-    raw = parse_env(read_env_text(env_file, label) if text is None else text)
+    raw = parse_env(read_env_text(env_file, label, env_name) if text is None else text)
     problems: list[ConfigProblem] = _unknown(raw, label)
     # Empty values count as unset, as compose and pydantic-settings' env_ignore_empty treat them.
     values = {name.lower(): value for name, value in raw.items() if value not in (None, "")}

@@ -176,3 +176,15 @@ def test_staging_renders_with_check_and_status_of_its_own(cli, initialised: Path
     assert check.code == 0 and ".env.staging is valid (staging)" in check.output
     render = cli("render", "--env", "staging", "--check", cwd=initialised)
     assert render.code == 0, render.output
+
+
+def test_a_missing_named_env_file_says_how_to_create_it(tmp_path: Path) -> None:
+    from stackctl.config import load_config
+    from stackctl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / ".env.qa", profile="prod", env_name="qa")
+    assert "stackctl init --env qa" in str(err.value.problems[0].hint)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / ".env.prod", profile="prod", env_name="prod")
+    assert "`stackctl init`" in str(err.value.problems[0].hint)
