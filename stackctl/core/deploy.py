@@ -206,10 +206,10 @@ def _zero_downtime(
 def _behind_maintenance(
     stack: Stack, image: str, old: list[WebContainer], options: DeployOptions, report: Report, started: float
 ) -> tuple[float, float]:
-    report("maintenance page on; stopping the old release")
+    report("maintenance page on; stopping the old release once its requests are answered")
     switch.maintenance(stack, old[0], on=True)
-    for c in old:
-        switch.remove(stack, c)
+    # new requests get the maintenance page now; the ones in flight finish first
+    waited = switch.drain(stack, old, seconds=options.drain_seconds, report=report)
     new = switch.start_beside(stack, image, [], report)
     try:
         switch.wait_ready(stack, new, timeout=max(options.health_timeout, 180))
@@ -220,10 +220,9 @@ def _behind_maintenance(
         switch.wait_ready(stack, back, timeout=options.health_timeout)
         switch.maintenance(stack, back, on=False)
         raise
-    switch.reload_nginx(stack)
     switch.maintenance(stack, new, on=False)
     report("maintenance page off")
-    return time.monotonic() - started, 0.0
+    return time.monotonic() - started, waited
 
 
 def deploy(

@@ -46,7 +46,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
 
 @dataclass
 class Probe:
-    """GET and POST GraphQL every 20 ms each, and one websocket echoing every 100 ms."""
+    """GET and POST GraphQL every 20 ms each (a new connection each), POSTs every 20 ms on each
+    of three kept-alive connections, and one websocket echoing every 100 ms."""
 
     base: str
     ws_url: str
@@ -80,6 +81,38 @@ class Probe:
             self.sent += 1
             time.sleep(max(0.0, 0.02 - (time.monotonic() - started)))
 
+    def _keepalive(self) -> None:
+        """POSTs on one kept-alive connection, as load tools and browsers send them: a deploy
+        must not close it under a request (an nginx reload does)."""
+        import http.client
+
+        host, port = urllib.parse.urlsplit(self.base).netloc.rsplit(":", 1)
+        query = json.dumps({"query": "{ ping }"}).encode()
+        conn: http.client.HTTPConnection | None = None
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+                conn.request("POST", "/graphql", body=query, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                body = resp.read()
+                self.statuses[resp.status] = self.statuses.get(resp.status, 0) + 1
+                if resp.status not in self.allow or (resp.status == 200 and b'"pong"' not in body):
+                    self.failures.append(f"keep-alive POST {resp.status} {body[:100]!r}")
+                if (resp.getheader("Connection") or "").lower() == "close":
+                    conn.close()  # nginx's keepalive_requests / keepalive_time: said, not a failure
+                    conn = None
+            except Exception as exc:
+                self.failures.append(f"keep-alive POST {type(exc).__name__}: {exc}")
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self.sent += 1
+            time.sleep(max(0.0, 0.02 - (time.monotonic() - started)))
+        if conn is not None:
+            conn.close()
+
     def _ws(self) -> None:
         import websockets
 
@@ -104,6 +137,8 @@ class Probe:
 
     def __enter__(self) -> Probe:
         self.threads = [threading.Thread(target=self._http, args=(m,), daemon=True) for m in ("GET", "POST")]
+        # three: a reload broke a kept-alive connection only when it sat idle at that moment
+        self.threads += [threading.Thread(target=self._keepalive, daemon=True) for _ in range(3)]
         self.threads.append(threading.Thread(target=self._ws, daemon=True))
         for t in self.threads:
             t.start()
@@ -350,6 +385,8 @@ def test_a_breaking_migration_is_refused_then_runs_behind_the_maintenance_page(s
         p.close_ws.set()
         proc, _seconds = deploy_under(p, site, "deploy", *PROFILE, "--allow-downtime", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    print(f"probe: {p.sent} requests {p.statuses}; failures {p.failures[:5]}\nnginx errors:\n{nginx_errors(site)}")
+    print("".join(line for line in proc.stderr.splitlines(keepends=True) if line.lstrip().startswith("[")))
     assert p.failures == [], (p.failures[:10], p.statuses, nginx_errors(site))
     assert p.statuses.get(503), "the maintenance page answered while the migration ran"
     assert json.loads(proc.stdout)["downtime"] is True

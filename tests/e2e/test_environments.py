@@ -1,5 +1,6 @@
 """Named environments on a real engine: `init --env staging` beside prod, both stacks up at once
-on one host, each on its own ports with its own containers, volumes and data."""
+on one host, each on its own ports with its own containers, volumes and data; staging's
+backups, restores and deploys touch staging only."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ TITLES = "{ notes { title } }"
 
 
 def _volumes(project: str) -> set[str]:
-    return {v.name for v in docker.volume.list(filters={"label": f"com.docker.compose.project={project}"})}
+    return {v.name for v in docker.volume.list(filters=[("label", f"com.docker.compose.project={project}")])}
 
 
 def test_staging_and_prod_of_one_project_run_side_by_side(tmp_path: Path) -> None:
@@ -60,6 +61,31 @@ def test_staging_and_prod_of_one_project_run_side_by_side(tmp_path: Path) -> Non
         prod_status = json.loads(prod.stackctl("status", "--json", check=True).stdout)
         assert prod_status["project"] == prod.name and prod_status["healthy"]
         assert {c["container"] for c in status["services"]}.isdisjoint(c["container"] for c in prod_status["services"])
+
+        # backups and restores of staging are staging's: its row comes back, prod is untouched
+        taken = json.loads(staging.stackctl("backup", "now", "db", "--env", "staging", "--json", check=True).stdout)
+        name = taken[0]["file"].rsplit("/", 1)[-1]
+        listed = json.dumps(
+            json.loads(staging.stackctl("backup", "list", "--env", "staging", "--json", check=True).stdout)
+        )
+        assert name in listed
+        assert name not in json.dumps(json.loads(prod.stackctl("backup", "list", "--json", check=True).stdout))
+        staging.gql(CREATE, {"t": "after-the-backup"})
+        staging.stackctl("restore", "db", name, "--env", "staging", "--yes", check=True)
+        assert [n["title"] for n in staging.gql(TITLES)["notes"]] == ["only-in-staging"]
+        assert [n["title"] for n in prod.gql(TITLES)["notes"]] == ["only-in-prod"]
+
+        # a deploy to staging switches staging's web and records the release there only
+        prod_web = {c["container"] for c in prod_status["services"] if c["service"] == "web"}
+        deployed = json.loads(staging.stackctl("deploy", "--env", "staging", "--json", check=True).stdout)
+        staging_releases = json.loads(staging.stackctl("releases", "--env", "staging", "--json", check=True).stdout)
+        assert staging_releases["serving"] == deployed["release"]["id"]
+        assert deployed["release"]["image"].startswith(f"{staging.name}-web:")
+        prod_releases = json.loads(prod.stackctl("releases", "--prod", "--json", check=True).stdout)
+        assert prod_releases["serving"] != deployed["release"]["id"]
+        assert staging.gql("{ ping }") == {"ping": "pong"} and prod.gql("{ ping }") == {"ping": "pong"}
+        now = json.loads(prod.stackctl("status", "--json", check=True).stdout)
+        assert {c["container"] for c in now["services"] if c["service"] == "web"} == prod_web
     finally:
         for proj, flag in ((staging, ["--env", "staging"]), (prod, [])):
             proj.stackctl("down", *flag, "--volumes", "--yes")

@@ -1,5 +1,5 @@
-"""deploy's parts without an engine: the lock's holder, release records, the drain's wait for
-nginx's old workers, the rollback target, and the image variable's scope."""
+"""deploy's parts without an engine: the lock's holder, release records, the drain's count of
+nginx's connections to the old sockets, the rollback target, and the image variable's scope."""
 
 from __future__ import annotations
 
@@ -59,40 +59,44 @@ def test_find_release_by_id_or_unique_prefix() -> None:
     assert err.value.exit_code == 2 and "r2-b, r2-a, r1-a" in (err.value.hint or "")
 
 
-def test_worker_pids_are_read_from_the_scripts_output() -> None:
-    assert switch.parse_pids("12\n345\n") == {12, 345}
-    assert switch.parse_pids("") == frozenset()
-    assert switch.parse_pids("sh: 1: tr: not found\n7\n") == {7}
+def test_the_drain_counts_nginx_side_connections_to_the_old_sockets_only() -> None:
+    table = "\n".join(
+        [
+            "Num       RefCount Protocol Flags    Type St Inode Path",
+            "0: 00000003 00000000 00000000 0001 03 12 /run/stackctl/abcdef123456/daphne-8000.sock",  # connected
+            "0: 00000003 00000000 00000000 0001 02 13 /run/stackctl/abcdef123456/daphne-8001.sock",  # in the backlog
+            "0: 00000003 00000000 00000000 0001 03 14 /run/stackctl/0123456789ab/daphne-8000.sock",  # the new release's
+            "0: 00000003 00000000 00000000 0001 03 15",  # nginx's own end: no path
+            "0: 00000002 00000000 00010000 0001 01 16 /run/stackctl/abcdef123456/daphne-8000.sock",  # not open
+        ]
+    )
+    assert switch.count_open(table, ["/run/stackctl/abcdef123456/"]) == 2
+    assert switch.count_open(table, ["/run/stackctl/abcdef123456/", "/run/stackctl/0123456789ab/"]) == 3
+    assert switch.count_open(table, ["/run/stackctl/ffffffffffff/"]) == 0
 
 
-def test_the_drain_waits_for_every_pre_reload_nginx_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the reload lands late (both old workers still there), then one old worker finishes
-    # first; new workers (30, 31) do not count
-    seen = iter([frozenset({10, 11}), frozenset({11, 30, 31}), frozenset({30, 31})])
-    polls: list[int] = []
-
-    def workers(_stack: object) -> frozenset[int]:
-        polls.append(1)
-        return next(seen)
-
+def test_the_drain_waits_until_no_connection_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = iter([2, 1, 0])
     removed: list[str] = []
-    monkeypatch.setattr(switch, "nginx_workers", workers)
+    monkeypatch.setattr(switch, "connections", lambda _s, _old: next(seen))
     monkeypatch.setattr(switch, "POLL_SECONDS", 0)
     monkeypatch.setattr(switch, "remove", lambda _s, c: removed.append(c.name))
     old = switch.WebContainer("p-web-1", "abcdef1234567890", "sha256:1", "p-web")
-    switch.drain(SimpleNamespace(), [old], workers=frozenset({10, 11}), seconds=30)  # type: ignore[arg-type]
-    assert len(polls) == 3 and removed == ["p-web-1"]
+    switch.drain(SimpleNamespace(), [old], seconds=30)  # type: ignore[arg-type]
+    assert removed == ["p-web-1"]
+    with pytest.raises(StopIteration):
+        next(seen)  # polled until 0, no further
 
 
 def test_the_drain_stops_the_old_release_at_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(switch, "nginx_workers", lambda _s: frozenset({10}))
+    monkeypatch.setattr(switch, "connections", lambda _s, _old: 1)
     monkeypatch.setattr(switch, "POLL_SECONDS", 0.01)
     removed: list[str] = []
     monkeypatch.setattr(switch, "remove", lambda _s, c: removed.append(c.name))
     said: list[str] = []
     old = switch.WebContainer("p-web-1", "abcdef1234567890", "sha256:1", "p-web")
-    switch.drain(SimpleNamespace(), [old], workers=frozenset({10}), seconds=0.05, report=said.append)  # type: ignore[arg-type]
-    assert removed == ["p-web-1"] and "1 old nginx worker(s) still finishing" in said[0]
+    switch.drain(SimpleNamespace(), [old], seconds=0.05, report=said.append)  # type: ignore[arg-type]
+    assert removed == ["p-web-1"] and "1 connection(s) open to the old release" in said[0]
 
 
 def test_the_web_image_variable_is_set_only_inside_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
