@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,6 +23,23 @@ HealthOption = Annotated[float, typer.Option("--health-timeout", help="Seconds t
 LockOption = Annotated[
     float, typer.Option("--lock-timeout", help="Seconds to wait for another deploy of this stack to finish.")
 ]
+
+
+def release_ids(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion for `rollback`: the recorded release ids, newest first. Completion must
+    never fail: when the releases cannot be read it offers nothing."""
+    from stackctl.core.releases import list_releases
+
+    try:
+        app = application(ctx)
+        app.console.verbosity = -1
+        directory = ctx.params.get("project_dir")
+        environment = app.environment(bool(ctx.params.get("prod")), ctx.params.get("env"))
+        stack = app.stack(Path(directory) if directory else None, environment, warn=False)
+        known = list_releases(stack.client, stack.name)
+    except Exception:  # completion runs inside the user's shell: say nothing
+        return []
+    return [r.id for r in known if r.id.startswith(incomplete)]
 
 
 def _result_json(result: DeployResult) -> dict[str, Any]:
@@ -185,7 +203,8 @@ def releases(
 def rollback(
     ctx: typer.Context,
     release: Annotated[
-        str | None, typer.Argument(help="The release to go back to (default: the previous one).")
+        str | None,
+        typer.Argument(help="The release to go back to (default: the previous one).", autocompletion=release_ids),
     ] = None,
     prod: ProdFlag = False,
     env: EnvOption = None,

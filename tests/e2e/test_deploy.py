@@ -286,6 +286,22 @@ def test_additive_migration_and_dependency_change_drop_no_request(site: Proj) ->
 def test_rollback_minds_the_database(site: Proj) -> None:
     listed = releases(site)
     serving = listed["serving"]
+    # the shell completes RELEASE with the recorded ids (what bash's completion script asks)
+    words = f"stackctl rollback {' '.join(PROFILE)} r".replace("  ", " ")
+    completion = subprocess.run(
+        [str(STACKCTL)],
+        cwd=site.root,
+        capture_output=True,
+        text=True,
+        env={
+            **__import__("os").environ,
+            "_STACKCTL_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - 1),
+        },
+    )
+    offered = [line.split(",", 1)[-1] for line in completion.stdout.split()]
+    assert offered == [r["id"] for r in listed["releases"]], (completion.stdout, completion.stderr)
     before = web_ids(site)
     refused = site.stackctl("rollback", *PROFILE, "--yes")
     assert refused.returncode != 0

@@ -128,3 +128,38 @@ def test_rollback_goes_to_the_release_before_the_serving_one(monkeypatch: pytest
     serving["id"] = "r1"
     with pytest.raises(UnknownRelease, match="no earlier release"):
         deploy.rollback_target(stack, None)
+
+
+class _Ctx:
+    """What a completion callback reads of typer's context: params, and the root's Application."""
+
+    def __init__(self, app: object, params: dict[str, object]) -> None:
+        self.obj, self.params = app, params
+
+    def find_root(self) -> _Ctx:
+        return self
+
+
+def test_rollback_completes_the_recorded_release_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackctl.cli.common import Application
+    from stackctl.cli.deploy import release_ids
+    from stackctl.console import Console
+
+    asked: list[object] = []
+
+    def stack(_self: Application, _directory: object, env: object, *, warn: bool = True) -> object:
+        asked.append(env)
+        return SimpleNamespace(client=None, name="site-staging")
+
+    monkeypatch.setattr(Application, "stack", stack)
+    monkeypatch.setattr(releases, "list_releases", lambda _c, _p: [_release("r2-b"), _release("r2-a"), _release("r1")])
+    ctx: Any = _Ctx(Application(Console()), {"env": "staging", "prod": False, "project_dir": None})
+    assert release_ids(ctx, "r2") == ["r2-b", "r2-a"]
+    assert release_ids(ctx, "") == ["r2-b", "r2-a", "r1"]
+    assert getattr(asked[0], "name", None) == "staging"
+
+    def unreadable(_c: object, _p: object) -> list[Release]:
+        raise RuntimeError("no engine")
+
+    monkeypatch.setattr(releases, "list_releases", unreadable)
+    assert release_ids(ctx, "") == []  # completion never fails
