@@ -169,3 +169,80 @@ def require_engine(client: DockerClient | None = None) -> None:
 def describe_failure(exc: DockerException, *, what: str) -> DockerCommandError:
     """Turn a python-on-whales failure into our error, keeping only the tail of stderr."""
     return DockerCommandError(f"{what} failed (exit {exc.return_code})\n{stderr_tail(exc.stderr)}".rstrip())
+
+
+# -- files and images for an engine that cannot see the client's files ---------------------------
+
+LOCAL_ENGINE = "unix:///var/run/docker.sock"
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+COMPOSE_VOLUME_LABEL = "com.docker.compose.volume"
+
+
+def is_remote(client: DockerClient) -> bool:
+    """Whether the client's engine is another host's (ssh:// or tcp://, given or DOCKER_HOST)."""
+    host = str(client.client_config.host or os.environ.get("DOCKER_HOST") or "")
+    return host.startswith(("ssh://", "tcp://"))
+
+
+def local_engine() -> DockerClient | None:
+    """This host's own engine, when one answers (None otherwise)."""
+    if not Path(LOCAL_ENGINE.removeprefix("unix://")).exists():
+        return None
+    client = DockerClient(host=LOCAL_ENGINE)
+    return client if engine_answers(client) else None
+
+
+def architecture(client: DockerClient) -> str:
+    return str(client.system.info().architecture or "")
+
+
+def fill_volumes(client: DockerClient, *, project: str, image: str, archive: bytes, volumes: Sequence[str]) -> None:
+    """Extract `archive` (a tar whose top folders are the volumes' compose names) into the
+    compose project's named volumes, creating the missing ones with compose's labels (so
+    that `compose up` adopts them). Through the engine's API only (`docker cp` into a created,
+    never started container of `image` that mounts them), so it works on any engine, over
+    SSH too; `-a` keeps the tar's owners and modes. python-on-whales' copy_to takes a local
+    path only (0.81): the client's docker command through its runner, with the tar on stdin."""
+    existing = {str(v.name) for v in client.volume.list(filters=[("label", f"{COMPOSE_PROJECT_LABEL}={project}")])}
+    for name in volumes:
+        full = f"{project}_{name}"
+        if full not in existing:
+            client.volume.create(full, labels={COMPOSE_PROJECT_LABEL: project, COMPOSE_VOLUME_LABEL: name})
+    helper = client.container.create(
+        image,
+        ["true"],
+        networks=["none"],
+        labels={COMPOSE_PROJECT_LABEL + ".config-helper": project},
+        volumes=[(f"{project}_{name}", f"/stackctl/{name}") for name in volumes],
+    )
+    try:
+        run([*client.client_config.docker_cmd, "cp", "--archive", "-", f"{helper.id}:/stackctl"], input=archive)
+    finally:
+        client.container.remove(helper, force=True)
+
+
+def compose_images(client: DockerClient) -> list[str]:
+    """The images the compose project runs, as compose names them (`config --images`, with
+    `<project>-<service>` for a service that only builds). python-on-whales has no
+    `--images` (0.81): the client's compose command through its runner."""
+    out = run([*client.client_config.docker_compose_cmd, "config", "--images"])
+    return sorted({line.strip() for line in str(out or "").splitlines() if line.strip()})
+
+
+def image_ids(client: DockerClient, names: Sequence[str]) -> dict[str, str]:
+    """{name: image id} of those of `names` the engine has (one `docker image ls`)."""
+    wanted, found = set(names), {}
+    for image in client.image.list():
+        for tag in image.repo_tags or []:
+            if tag in wanted:
+                found[tag] = str(image.id)
+            elif tag.endswith(":latest") and tag.removesuffix(":latest") in wanted:
+                found[tag.removesuffix(":latest")] = str(image.id)
+    return found
+
+
+def send_images(source: DockerClient, target: DockerClient, names: Sequence[str]) -> None:
+    """`docker save NAMES | docker --host … load`, streamed (no file in between)."""
+    stream = source.image.save(list(names))
+    assert stream is not None  # no output file: the tar is streamed
+    target.image.load(stream)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from stackctl.config.webimage import IMAGE_DIR
@@ -133,21 +134,25 @@ def config_digest(stack: Stack) -> str:
     return digest.hexdigest()[:16]
 
 
-def build(stack: Stack, image: str, report: Report) -> None:
+def build(stack: Stack, image: str, report: Report, *, builder: DockerClient | None = None, what: str = "") -> None:
+    """Build web as `image` (with `builder`, default the stack's build client), then send it to
+    the stack's engine if it was built on this host for another one."""
     report(f"building {image}")
     try:
         with web_image(image):
-            for _source, line in stack.client.compose.build(["web"], stream_logs=True):
+            for _source, line in (builder or stack.build_client()).compose.build(["web"], stream_logs=True):
                 text = line.decode(errors="replace").rstrip()
                 if text:
                     report(text)
     except DockerException as exc:
-        raise DockerCommandError(f"building {image} failed\n{stderr_tail(exc.stderr)}") from None
+        raise DockerCommandError(f"building {image}{what} failed\n{stderr_tail(exc.stderr)}") from None
+    if stack.ship([image], report):
+        stack.builds_here.image.remove(image)  # type: ignore[union-attr]  # the stack's engine keeps it
 
 
 def render_and_build(stack: Stack, image: str, *, ref: str | None, report: Report) -> None:
     """The stack files re-rendered if stale, then the release image: from the working tree,
-    or from a clean export of `ref`."""
+    or from a clean export of `ref`; then the config volumes filled (the pre-flight reads them)."""
     for path in stack.ensure_rendered():
         report(f"rendered {path}")
     if ref:
@@ -156,6 +161,10 @@ def render_and_build(stack: Stack, image: str, *, ref: str | None, report: Repor
         build_ref(stack, ref, image, report)
     else:
         build(stack, image, report)
+    if stack.profile == "prod":
+        from stackctl.core.configvolumes import sync
+
+        sync(stack, report)
 
 
 def preflight(stack: Stack, image: str, report: Report) -> Preflight:

@@ -15,12 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from python_on_whales.exceptions import DockerException
-
-from stackctl.adapters.docker import compose_client
 from stackctl.core.progress import Report
-from stackctl.core.switch import web_image
-from stackctl.errors import DockerCommandError, StackctlError, stderr_tail
+from stackctl.errors import StackctlError
 
 if TYPE_CHECKING:
     from stackctl.core.stack import Stack
@@ -63,14 +59,7 @@ def build_ref(stack: Stack, ref: str, image: str, report: Report) -> str:
                 f"{ref} does not contain the stack files {', '.join(missing)}",
                 hint="commit the files stackctl rendered (they hold no secret), then deploy that commit",
             )
-        client = compose_client(project_dir=root, compose_files=files, env_file=stack.env_file, project_name=stack.name)
-        report(f"building {image}")
-        try:
-            with web_image(image):
-                for _source, line in client.compose.build(["web"], stream_logs=True):
-                    text = line.decode(errors="replace").rstrip()
-                    if text:
-                        report(text)
-        except DockerException as exc:
-            raise DockerCommandError(f"building {image} from {ref} failed\n{stderr_tail(exc.stderr)}") from None
+        from stackctl.core.deploy import build
+
+        build(stack, image, report, builder=stack.build_client(root, files), what=f" from {ref}")
     return commit

@@ -13,6 +13,7 @@ the suffix is dropped. Every other file under templates/ is copied byte for byte
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class Artifact:
         return self.template.endswith(TEMPLATE_SUFFIX)
 
 
+NGINX_TEMPLATE = "nginx/nginx.conf.j2"
 DEV_SET: tuple[Artifact, ...] = (
     Artifact("docker-compose.yml", "docker-compose.yml.j2"),
     Artifact("compose/Dockerfile", "compose/Dockerfile.j2"),
@@ -55,7 +57,7 @@ DEV_SET: tuple[Artifact, ...] = (
     # instead, and in the nested layout the context's is the project's (never written).
     Artifact(".dockerignore", "dockerignore.j2", flat_only=True),
     Artifact("compose/Dockerfile.dockerignore", "dockerignore.j2"),
-    Artifact("nginx/nginx.conf", "nginx/nginx.conf.j2"),
+    Artifact("nginx/nginx.conf", NGINX_TEMPLATE),
     Artifact(".env.example", "env.example.j2"),
     Artifact("compose/stackctl/stackctl_settings.py", "compose/stackctl/stackctl_settings.py"),
     Artifact("compose/stackctl/stackctl_env.py", "compose/stackctl/stackctl_env.py"),
@@ -77,7 +79,7 @@ def _prod_static(env: Environment) -> tuple[Artifact, ...]:
         Artifact(f"compose/Dockerfile{x}", "compose/Dockerfile.j2"),
         Artifact(f"compose/Dockerfile{x}.dockerignore", "dockerignore.j2"),
         Artifact(f"compose/entrypoint{x}.sh", "compose/entrypoint.sh.j2", 0o755),
-        Artifact(f"nginx/nginx{x}.conf", "nginx/nginx.conf.j2"),
+        Artifact(f"nginx/nginx{x}.conf", NGINX_TEMPLATE),
         *SHARED_MODULES,
     )
 
@@ -163,19 +165,26 @@ def env_example_groups(cfg: StackConfig) -> list[tuple[str, list[EnvEntry]]]:
     return groups
 
 
-def render_set(cfg: StackConfig) -> dict[str, tuple[bytes, int]]:
-    """Render the set of cfg's environment to {relative path: (content, mode)}. Nothing is written."""
-    from stackctl.core.secretfiles import secrets_dir
-
-    env = _environment()
-    context = {
+def _context(cfg: StackConfig) -> dict[str, Any]:
+    return {
         "cfg": cfg,
         "profile": cfg.profile,
         "env": cfg.environment,
-        "secrets_dir": secrets_dir(cfg.environment),
         "env_groups": env_example_groups(cfg),
         "stackctl_version": __version__,
     }
+
+
+def nginx_conf(cfg: StackConfig) -> bytes:
+    """cfg's nginx.conf (what nginx/nginx<suffix>.conf holds), rendered in memory."""
+    return _environment().get_template(NGINX_TEMPLATE).render(_context(cfg)).encode("utf-8")
+
+
+def render_set(cfg: StackConfig) -> dict[str, tuple[bytes, int]]:
+    """Render the set of cfg's environment to {relative path: (content, mode)}. Nothing is written."""
+    env = _environment()
+    context = _context(cfg)
+    context["nginx_conf_digest"] = hashlib.sha256(nginx_conf(cfg)).hexdigest()[:16]
     rendered: dict[str, tuple[bytes, int]] = {}
     for artifact in artifacts_for(cfg.environment, cfg.django.stack_dir):
         if artifact.is_template:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from python_on_whales import DockerClient
@@ -12,11 +13,18 @@ from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.exceptions import DockerException
 
 from stackctl.adapters.docker import (
+    LOCAL_ENGINE,
+    architecture,
     compose_client,
+    compose_images,
     describe_failure,
+    image_ids,
+    is_remote,
+    local_engine,
     log_streamed,
     project_containers,
     require_engine,
+    send_images,
 )
 from stackctl.adapters.remote import is_ssh
 from stackctl.config.profile import Environment, Profile
@@ -269,6 +277,52 @@ class Stack(StackView):
     def __init__(self, project: Project, env: Environment, *, config: StackConfig, host: str | None = None) -> None:
         super().__init__(project, env, StackIdentity.of(config), host=host)
         self.config = config
+        self._local: DockerClient | bool | None = False  # False: not asked yet
+
+    # -- where images are built ------------------------------------------------------------
+    @property
+    def builds_here(self) -> DockerClient | None:
+        """This host's engine when the stack's engine is another host's and this one can build
+        for it (same architecture): images are then built here and sent (`ship`), so that the
+        remote host needs neither the source nor the package indexes. None: the stack's own
+        engine builds."""
+        if self._local is False:
+            local = local_engine() if is_remote(self.client) else None
+            if local is not None and architecture(local) != architecture(self.client):
+                local = None  # an amd64 laptop builds no arm64 server's images
+            self._local = local
+        return self._local if isinstance(self._local, DockerClient) else None
+
+    def build_client(self, project_dir: Path | None = None, compose_files: list[Path] | None = None) -> DockerClient:
+        """The compose client that builds the stack's images (of the files in `project_dir`,
+        default the stack's folder): on this host's engine or the stack's, as `builds_here` says."""
+        if self.builds_here is None and project_dir is None:
+            return self.client
+        return compose_client(
+            project_dir=project_dir or self.project.root,
+            compose_files=compose_files or self.project.compose_files(self.env),
+            env_file=self.env_file,
+            project_name=self.name,
+            host=LOCAL_ENGINE if self.builds_here is not None else self.host,
+        )
+
+    def ship(self, images: list[str] | None = None, report: Report = quiet) -> list[str]:
+        """Send the images (default: every image the stack runs) that this host built or has
+        and the stack's engine lacks, or has older, to it (`docker save | docker load`,
+        streamed). Nothing when the stack's engine builds itself. Returns the names sent."""
+        local = self.builds_here
+        if local is None:
+            return []
+        try:
+            names = images if images is not None else compose_images(self.build_client())
+            here, there = image_ids(local, names), image_ids(self.client, names)
+            send = [name for name in names if name in here and there.get(name) != here[name]]
+            if send:
+                report(f"sending {', '.join(send)} to {self.host or 'DOCKER_HOST'}")
+                send_images(local, self.client, send)
+        except DockerException as exc:
+            raise describe_failure(exc, what="sending the images to the stack's engine") from None
+        return send
 
     # -- rendering -------------------------------------------------------------------------
     def ensure_rendered(self, *, force: bool = False) -> list[str]:
@@ -278,22 +332,19 @@ class Stack(StackView):
 
         plan = plan_files(self.project.root, render_set(self.config))
         written = [f.path for f in apply_plan(plan, force=force)]
-        if self.profile == "prod":  # what docker-compose.prod.yml's `secrets:` name
-            from stackctl.core.secretfiles import write_secret_files
-
-            written += write_secret_files(self.project.root, self.config)
         return written
 
     # -- lifecycle -------------------------------------------------------------------------
     def build(self, report: Report = quiet) -> None:
-        log_streamed(self.client, "build")
+        builder = self.build_client()
+        log_streamed(builder, "build")
         try:
-            for _source, line in self.client.compose.build(stream_logs=True):
+            for _source, line in builder.compose.build(stream_logs=True):
                 text = line.decode(errors="replace").rstrip()
                 if text:
                     report(text)
         except DockerException as exc:
-            require_engine(self.client)  # a missing engine is said as such, not as a build failure
+            require_engine(builder)  # a missing engine is said as such, not as a build failure
             from stackctl.adapters.host import registry_failure_hint
 
             hint = registry_failure_hint(exc.stderr or "")
@@ -308,8 +359,18 @@ class Stack(StackView):
         rendered = self.ensure_rendered()
         for path in rendered:
             report(f"rendered {path}")
+        if self.profile == "dev" and is_remote(self.client):
+            raise StackctlError(
+                "the dev stack bind-mounts this folder's files, which an engine on another host cannot see",
+                hint="run a prod-kind environment there: --prod or --env NAME with --host",
+            )
         if build:
             self.build(report)
+        if self.profile == "prod":  # the images and the config the engine cannot read from here
+            from stackctl.core.configvolumes import sync
+
+            self.ship(report=report)
+            sync(self, report)
         # prod, serving: a web compose would recreate is replaced by deploy's switch instead of
         # compose's stop-then-start (which left nginx without web for seconds)
         stale = self._stale_web()

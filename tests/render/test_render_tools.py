@@ -6,6 +6,7 @@ python and daphne."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -240,25 +241,31 @@ def test_compose_config_prod_merge_needs_no_dot_env(
     # built from compose/Dockerfile.prod, rendered from .env.prod (no dev build argument survives)
     assert web["build"]["dockerfile"] == "compose/Dockerfile.prod" and set(web["build"]["args"]) == {"PYTHON_IMAGE"}
     assert web["environment"]["STATIC_ROOT"] == cfg.storage.static_root
-    assert {v["target"] for v in web["volumes"]} == {cfg.storage.static_root, cfg.storage.media_root, "/run/stackctl"}
+    mounts = {v["target"]: v for v in web["volumes"]}
+    assert set(mounts) == {cfg.storage.static_root, cfg.storage.media_root, "/run/stackctl", "/run/secrets"}
+    # the config travels in named volumes (stackctl/core/configvolumes.py): no bind mount at all
+    assert {v["type"] for s in services.values() for v in s.get("volumes", [])} == {"volume"}
+    assert mounts["/run/secrets"]["source"] == "web_secrets" and mounts["/run/secrets"]["read_only"]
     assert web["deploy"]["resources"]["limits"]["cpus"] == float(cfg.resources.web_cpu_limit)
     assert services["db"]["environment"]["POSTGRES_USER"] == cfg.database.postgres_user
     nginx = services["nginx"]
     assert {"source": "sockets", "target": "/run/stackctl", "read_only": True} in [
         {k: v[k] for k in ("source", "target", "read_only") if k in v} for v in nginx["volumes"]
     ]
-    conf = [v for v in nginx["volumes"] if v["target"] == "/etc/nginx/nginx.conf"]
-    assert [Path(v["source"]).name for v in conf] == ["nginx.prod.conf"]
+    conf = {v["target"]: v["source"] for v in nginx["volumes"]}
+    assert conf["/etc/nginx/stackctl"] == "nginx_config"
+    assert nginx["command"] == ["nginx", "-c", "/etc/nginx/stackctl/nginx.conf", "-g", "daemon off;"]
+    assert re.fullmatch(r"[0-9a-f]{16}", nginx["labels"]["io.stackctl.nginx-conf"])
     published = sorted(p["target"] for p in nginx["ports"])
     assert published == ([80, 443] if cfg.nginx.use_tls else [80])
-    certs = {v["target"] for v in nginx["volumes"] if v["target"].startswith("/etc/nginx/certs/")}
-    assert certs == ({"/etc/nginx/certs/fullchain.pem", "/etc/nginx/certs/privkey.pem"} if cfg.nginx.use_tls else set())
+    assert conf.get("/etc/nginx/certs") == ("nginx_certs" if cfg.nginx.use_tls else None)
     backup = services["backup"]
     assert backup["build"]["args"]["POSTGRES_IMAGE"] == "postgres:17-trixie"
     assert backup["depends_on"]["db"]["condition"] == "service_healthy"
     assert backup["healthcheck"]["test"] == ["CMD", "backup_healthcheck.sh"]
     assert backup["stop_grace_period"] == "1m0s"
-    assert {v["target"] for v in backup["volumes"]} == {"/backups", cfg.storage.media_root}
+    assert {v["target"] for v in backup["volumes"]} == {"/backups", cfg.storage.media_root, "/run/secrets"}
+    assert set(config["secrets"]) == {"ca_bundle"}  # no secret is a file of the client's
 
 
 # -- nginx -t in the nginx image --------------------------------------------------------------

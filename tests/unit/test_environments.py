@@ -15,7 +15,6 @@ from stackctl.console import Console
 from stackctl.core.envinit import env_host, free_ports, host_values, run_init_env
 from stackctl.core.project import Project
 from stackctl.core.render import artifacts_for
-from stackctl.core.secretfiles import secrets_dir
 from stackctl.errors import ConflictError, StackctlError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +55,6 @@ def test_file_names_per_environment(tmp_path: Path) -> None:
     # staging's set is prod's, with `.staging.` where prod's names say `.prod.`
     assert staging_paths == {p.replace(".prod", ".staging") for p in prod_paths}
     assert {"nginx/nginx.staging.conf", "compose/entrypoint.staging.sh", "compose/Dockerfile.staging"} <= staging_paths
-    assert (secrets_dir(PROD), secrets_dir(staging)) == (".stackctl/secrets", ".stackctl/secrets/staging")
 
 
 def test_named_environments_are_found_by_their_env_files(tmp_path: Path) -> None:
@@ -142,7 +140,7 @@ def test_init_env_writes_its_own_project_ports_and_secrets(cli, initialised: Pat
     for path in ("docker-compose.staging.yml", "nginx/nginx.staging.conf", "compose/entrypoint.staging.sh"):
         assert (initialised / path).is_file(), path
     compose = (initialised / "docker-compose.staging.yml").read_text()
-    assert "- .env.staging" in compose and "./.stackctl/secrets/staging/django_secret_key" in compose
+    assert "- .env.staging" in compose and '"web_secrets:/run/secrets:ro"' in compose
     assert ".env.prod" not in compose and "shop-staging-web" in compose
     assert ".env.staging" in (initialised / ".gitignore").read_text().splitlines()
     # a second environment takes other ports again

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import shutil
 import stat
+import tarfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,9 +17,10 @@ import pytest
 from stackctl.config import StackConfig
 from stackctl.config.model import is_sensitive, variable_names
 from stackctl.core import dbroles
+from stackctl.core.configvolumes import SECRETS_TARGET, archive, config_volumes
 from stackctl.core.render import render_set
-from stackctl.core.secretfiles import SECRETS, SECRETS_DIR, derived_password, secret_values, write_secret_files
-from stackctl.errors import DockerCommandError, StackctlError
+from stackctl.core.secretfiles import SECRETS, derived_password, secret_values
+from stackctl.errors import ConfigError, DockerCommandError, StackctlError
 from tests.render.stackfiles import compose_config, load_fixture, missing, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,20 +122,33 @@ def test_no_service_gets_a_secret_in_its_environment(cfg: StackConfig, compose: 
     assert "env_file" not in db and "DJANGO_SECRET_KEY" not in db["environment"]
 
 
-def test_each_secret_goes_only_to_the_services_that_read_it(compose: dict[str, Any], tmp_path: Path) -> None:
+def test_each_secret_goes_only_to_the_services_that_read_it(
+    cfg: StackConfig, compose: dict[str, Any], tmp_path: Path
+) -> None:
     services = compose["services"]
-    given = {name: {s["source"] for s in service.get("secrets", [])} for name, service in services.items()}
-    assert given == {
+    # each service mounts its own secrets volume, read-only, at /run/secrets; nginx none
+    mounts = {
+        name: [v for v in service.get("volumes", []) if v["target"] == SECRETS_TARGET]
+        for name, service in services.items()
+    }
+    assert {name: [(v["source"], v["read_only"]) for v in found] for name, found in mounts.items()} == {
+        "web": [("web_secrets", True)],
+        "db": [("db_secrets", True)],
+        "redis": [("redis_secrets", True)],
+        "nginx": [],
+        "backup": [("backup_secrets", True)],
+    }
+    # what each volume holds: only what its service reads
+    held = {v.service: {f.name for f in v.files} for v in config_volumes(cfg, tmp_path) if v.target == SECRETS_TARGET}
+    assert held == {
         "web": {"django_secret_key", "db_app_password", "redis_password"}
         | {"database_url", "email_url", "email_pass", "sentry_dsn"},
         "db": {"postgres_password", "db_app_password"},
         "redis": {"redis_password"},
-        "nginx": set(),
         "backup": {"postgres_password"},
     }
-    # every one is a file stackctl writes, and every file is used
-    files = {name: spec["file"] for name, spec in compose["secrets"].items() if name != "ca_bundle"}
-    assert files == {s.name: str(tmp_path / SECRETS_DIR / s.name) for s in SECRETS}
+    assert set().union(*held.values()) == {s.name for s in SECRETS}  # every secret is used
+    assert set(compose["secrets"]) == {"ca_bundle"}  # none is a file on the client
     # each read through VAR_FILE
     web = services["web"]["environment"]
     assert web["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db_app_password"
@@ -171,21 +187,42 @@ def test_dev_is_unchanged_by_the_prod_hardening(tmp_path: Path) -> None:
     assert 'POSTGRES_USER: "django"' in text
 
 
-# -- the secret files -------------------------------------------------------------------------------
+# -- the config volumes ------------------------------------------------------------------------------
 
 
-def test_secret_files_are_written_private_and_only_when_changed(cfg: StackConfig, tmp_path: Path) -> None:
-    root = tmp_path / "stack"
-    written = write_secret_files(root, cfg)
-    assert written == [f"{SECRETS_DIR}/{s.name}" for s in SECRETS]
-    folder = root / SECRETS_DIR
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    for secret in SECRETS:
-        path = folder / secret.name
-        assert stat.S_IMODE(path.stat().st_mode) == 0o644
-        assert path.read_text() == secret_values(cfg)[secret.name]
-    assert (folder / "django_secret_key").read_text() == cfg.django.django_secret_key.get_secret_value()
-    assert write_secret_files(root, cfg) == []  # nothing changed: nothing written
+def test_the_config_archive_gives_each_file_to_its_service_only(cfg: StackConfig, tmp_path: Path) -> None:
+    volumes = config_volumes(cfg, tmp_path)
+    with tarfile.open(fileobj=io.BytesIO(archive(volumes))) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        content = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    assert {n for n, m in members.items() if m.isdir()} == {v.name for v in volumes}
+    for volume in volumes:
+        folder = members[volume.name]
+        assert (folder.uid, folder.gid) == (0, volume.gid)
+    web = members["web_secrets/django_secret_key"]
+    assert (web.uid, web.gid, web.mode) == (0, 1000, 0o440)  # root's, readable by web's group only
+    assert stat.S_IMODE(members["web_secrets"].mode) == 0o750
+    assert (members["db_secrets/postgres_password"].gid, members["redis_secrets/redis_password"].gid) == (999, 999)
+    assert content["web_secrets/django_secret_key"] == cfg.django.django_secret_key.get_secret_value().encode()
+    assert content["nginx_config/nginx.conf"] == render_set(cfg)["nginx/nginx.prod.conf"][0]
+    certs = {name for name in members if name.startswith("nginx_certs/")}
+    assert certs == ({"nginx_certs/fullchain.pem", "nginx_certs/privkey.pem"} if cfg.nginx.use_tls else set())
+
+
+def test_the_tls_files_travel_with_the_key_root_only(tmp_path: Path) -> None:
+    cfg = load_fixture("tls.env", "prod", tmp_path)
+    (tmp_path / "certs" / "fullchain.pem").write_text("CERT")
+    (tmp_path / "certs" / "privkey.pem").write_text("KEY")
+    certs = next(v for v in config_volumes(cfg, tmp_path) if v.name == "nginx_certs")
+    assert certs.target == "/etc/nginx/certs" and certs.service == "nginx"
+    assert {(f.name, f.content, f.mode) for f in certs.files} == {
+        ("fullchain.pem", b"CERT", 0o444),
+        ("privkey.pem", b"KEY", 0o400),
+    }
+    (tmp_path / "certs" / "fullchain.pem").unlink()  # gone since the env file was checked
+    with pytest.raises(ConfigError) as missing_cert:
+        config_volumes(cfg, tmp_path)
+    assert "TLS_CERT_PATH" in missing_cert.value.problems[0].render()
 
 
 def test_derived_passwords_are_stable_distinct_and_follow_the_env_file(tmp_path: Path) -> None:

@@ -1,0 +1,167 @@
+"""The configuration a prod stack's services read from files, carried to its engine in named
+volumes: each service's secrets, nginx.conf, the TLS certificate and key.
+
+Nothing the stack runs relies on a file at the client's path (a bind mount would mount an
+empty folder on another host's engine, or an old file). Before every `up` and deploy,
+stackctl builds one tar in memory, from the validated config alone (secrets, the rendered
+nginx.conf) and the TLS files TLS_CERT_PATH/TLS_KEY_PATH name, and extracts it into the
+compose project's volumes through the engine's API (adapters/docker.fill_volumes): the same
+way for this host's engine and one reached over SSH, and no secret is ever written to the
+client's disk.
+
+Least privilege, as the files arrive: each service mounts only its own volume, read-only;
+secret files are root's and readable by the service's group only (0440), in a 0750 folder;
+the private key is root's alone (0400, read by nginx's master before it drops to its workers).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stackctl.config import StackConfig
+from stackctl.core.progress import Report, quiet
+from stackctl.core.secretfiles import secret_values
+from stackctl.errors import ConfigError, ConfigProblem, DockerCommandError, stderr_tail
+
+if TYPE_CHECKING:
+    from stackctl.core.stack import Stack
+
+NGINX_CONFIG_DIR = "/etc/nginx/stackctl"  # nginx runs `-c` NGINX_CONFIG_DIR/nginx.conf
+NGINX_CERTS_DIR = "/etc/nginx/certs"  # nginx.conf's ssl_certificate(_key) paths
+SECRETS_TARGET = "/run/secrets"  # the *_FILE variables' folder
+
+# service: (the secrets it reads, the group they are readable by: the service's own)
+SERVICE_SECRETS: dict[str, tuple[tuple[str, ...], int]] = {
+    "web": (
+        (
+            "django_secret_key",
+            "db_app_password",
+            "redis_password",
+            "database_url",
+            "email_url",
+            "email_pass",
+            "sentry_dsn",
+        ),
+        1000,  # the web image's app user (compose/Dockerfile)
+    ),
+    "db": (("postgres_password", "db_app_password"), 999),  # postgres, as compose runs it
+    "redis": (("redis_password",), 999),
+    "backup": (("postgres_password",), 1000),  # stackbackup (backup/Dockerfile)
+}
+
+
+@dataclass(frozen=True)
+class VolumeFile:
+    name: str
+    content: bytes
+    mode: int
+
+
+@dataclass(frozen=True)
+class ConfigVolume:
+    name: str  # the compose file's volume name
+    service: str
+    target: str  # where the service mounts it, read-only
+    gid: int
+    mode: int  # the folder's
+    files: tuple[VolumeFile, ...]
+
+
+def secrets_volume(service: str) -> str:
+    return f"{service}_secrets"
+
+
+def config_volumes(config: StackConfig, root: Path) -> list[ConfigVolume]:
+    """Every config volume of config's (prod-kind) stack, with its content. `root` is the
+    stack's folder, which relative TLS paths are read from (as compose read them)."""
+    from stackctl.core.render import nginx_conf
+
+    values = secret_values(config)
+    volumes = [
+        ConfigVolume(
+            secrets_volume(service),
+            service,
+            SECRETS_TARGET,
+            gid,
+            0o750,
+            tuple(VolumeFile(name, values[name].encode(), 0o440) for name in names),
+        )
+        for service, (names, gid) in SERVICE_SECRETS.items()
+    ]
+    volumes.append(
+        ConfigVolume(
+            "nginx_config", "nginx", NGINX_CONFIG_DIR, 0, 0o755, (VolumeFile("nginx.conf", nginx_conf(config), 0o444),)
+        )
+    )
+    ngx = config.nginx
+    if ngx.use_tls:
+        cert = _read_tls(root, ngx.tls_cert_path, "TLS_CERT_PATH", config)
+        key = _read_tls(root, ngx.tls_key_path, "TLS_KEY_PATH", config)
+        files = (VolumeFile("fullchain.pem", cert, 0o444), VolumeFile("privkey.pem", key, 0o400))
+        volumes.append(ConfigVolume("nginx_certs", "nginx", NGINX_CERTS_DIR, 0, 0o700, files))
+    return volumes
+
+
+def _read_tls(root: Path, value: str, variable: str, config: StackConfig) -> bytes:
+    path = Path(value) if Path(value).is_absolute() else root / value
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        problem = ConfigProblem(
+            file=config.environment.env_file,
+            variable=variable,
+            group="Nginx/TLS",
+            message=f"{path} cannot be read ({exc.strerror or exc})",
+            value=value,
+            hint=f"put the PEM file there, point {variable} at it, or set USE_TLS=false",
+        )
+        raise ConfigError([problem]) from None
+
+
+def archive(volumes: list[ConfigVolume]) -> bytes:
+    """One tar: a top folder per volume (root's, the service's group), its files in it."""
+    buffer = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for volume in volumes:
+            folder = tarfile.TarInfo(volume.name)
+            folder.type, folder.mode, folder.uid, folder.gid, folder.mtime = (
+                tarfile.DIRTYPE,
+                volume.mode,
+                0,
+                volume.gid,
+                now,
+            )
+            tar.addfile(folder)
+            for item in volume.files:
+                info = tarfile.TarInfo(f"{volume.name}/{item.name}")
+                info.size, info.mode, info.uid, info.gid, info.mtime = len(item.content), item.mode, 0, volume.gid, now
+                tar.addfile(info, io.BytesIO(item.content))
+    return buffer.getvalue()
+
+
+def sync(stack: Stack, report: Report = quiet) -> list[str]:
+    """Fill the stack's config volumes on its engine (created when missing). Returns their names."""
+    from python_on_whales.exceptions import DockerException
+
+    from stackctl.adapters.docker import fill_volumes
+
+    volumes = config_volumes(stack.config, stack.project.root)
+    names = [v.name for v in volumes]
+    report(f"config volumes: {', '.join(names)}")
+    try:
+        fill_volumes(
+            stack.client,
+            project=stack.name,
+            image=stack.config.images.nginx_image,
+            archive=archive(volumes),
+            volumes=names,
+        )
+    except DockerException as exc:
+        raise DockerCommandError(f"filling the config volumes failed\n{stderr_tail(exc.stderr)}") from None
+    return names
