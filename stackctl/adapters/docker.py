@@ -4,9 +4,11 @@ One internal of python-on-whales is used, in `project_containers`: its command r
 (`python_on_whales.utils.run` with the client's `docker_cmd`), for one `docker inspect` of
 several containers at once, which its public API cannot do (`docker.container.inspect([...])`
 inspects each container on its own, and every attribute read re-inspects after 10 ms; its
-`bulk_reload` fails on an unhashable ClientConfig in 0.81). python-on-whales is pinned
-exactly for that (pyproject.toml), and tests/unit/test_docker_internals.py fails if the
-internal changes.
+`bulk_reload` fails on an unhashable ClientConfig in 0.81). The same runner, with the client's
+`docker_cmd`/`docker_compose_cmd`, serves what the public API has no argument for: stdin for
+`compose exec` and `docker cp -` (fill_volumes), `compose --dry-run up`, `compose config
+--images`. python-on-whales is pinned exactly for that (pyproject.toml), and
+tests/unit/test_docker_internals.py fails if the internal changes.
 """
 
 from __future__ import annotations

@@ -277,7 +277,8 @@ class Stack(StackView):
     def __init__(self, project: Project, env: Environment, *, config: StackConfig, host: str | None = None) -> None:
         super().__init__(project, env, StackIdentity.of(config), host=host)
         self.config = config
-        self._local: DockerClient | bool | None = False  # False: not asked yet
+        self._local: DockerClient | None = None
+        self._local_asked = False
 
     # -- where images are built ------------------------------------------------------------
     @property
@@ -286,12 +287,12 @@ class Stack(StackView):
         for it (same architecture): images are then built here and sent (`ship`), so that the
         remote host needs neither the source nor the package indexes. None: the stack's own
         engine builds."""
-        if self._local is False:
+        if not self._local_asked:
             local = local_engine() if is_remote(self.client) else None
             if local is not None and architecture(local) != architecture(self.client):
                 local = None  # an amd64 laptop builds no arm64 server's images
-            self._local = local
-        return self._local if isinstance(self._local, DockerClient) else None
+            self._local, self._local_asked = local, True
+        return self._local
 
     def build_client(self, project_dir: Path | None = None, compose_files: list[Path] | None = None) -> DockerClient:
         """The compose client that builds the stack's images (of the files in `project_dir`,
@@ -361,7 +362,8 @@ class Stack(StackView):
             report(f"rendered {path}")
         if self.profile == "dev" and is_remote(self.client):
             raise StackctlError(
-                "the dev stack bind-mounts this folder's files, which an engine on another host cannot see",
+                "the dev stack bind-mounts this folder's files (nginx.conf), which an engine on another host "
+                "cannot see",
                 hint="run a prod-kind environment there: --prod or --env NAME with --host",
             )
         if build:
