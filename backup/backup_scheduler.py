@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """backup_scheduler.py [--run-now KIND]...: run backup_db.sh and backup_media.sh on their
-cron schedules (DB_BACKUP_CRON, MEDIA_BACKUP_CRON); --run-now starts KIND's job (db or
-media) at once, then follows its schedule.
+cron schedules (DB_BACKUP_CRON, MEDIA_BACKUP_CRON), and with ACME certificates
+`certctl.py renew --scheduled` on ACME_RENEW_CRON; --run-now starts KIND's job (db, media
+or certs) at once, then follows its schedule.
 
 The backup container's main process. A croniter loop, not a cron daemon: one log line per
 event on stdout (never a secret), its state in /backups/.scheduler.json, and on SIGTERM
@@ -35,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backupctl import EX_CONFIG, STATED_BY, UTC, Settings, SettingsError, iso, next_runs
 
-KINDS = ("db", "media")
+KINDS = ("db", "media", "certs")
 
 
 def log(text: str) -> None:
@@ -203,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         Job("db", settings.db_cron, ["backup_db.sh"], epoch),
         Job("media", settings.media_cron, ["backup_media.sh"], epoch),
     ]
+    if os.environ.get("ACME_DOMAINS"):  # TLS_CERT_SOURCE=acme: the certificate's renewal check
+        jobs.append(Job("certs", os.environ.get("ACME_RENEW_CRON", ""), ["certctl.py", "renew", "--scheduled"], epoch))
+        subprocess.run(["certctl.py", "bootstrap"], check=False, stdout=subprocess.DEVNULL)
     try:
         for job in jobs:
             next_runs(job.cron, epoch, 1)

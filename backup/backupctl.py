@@ -369,7 +369,21 @@ def status(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any]
             "ok": reference is not None and now - reference <= limit,
         }
     result["healthy"] = bool(result["db"]["ok"])
+    certificate = certificate_health(now)
+    if certificate is not None:  # TLS_CERT_SOURCE=acme
+        result["certificate"] = certificate
+        result["healthy"] = result["healthy"] and bool(certificate["ok"])
     return result
+
+
+def certificate_health(now: dt.datetime) -> dict[str, Any] | None:
+    """certctl.py's status (ACME certificates only), or None."""
+    if not os.environ.get("ACME_DOMAINS"):
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import certctl
+
+    return certctl.health(now)
 
 
 # -- commands ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from stackctl import __version__
-from stackctl.cli import backup, ci, deploy, generate, infra, stack
+from stackctl.cli import backup, certs, ci, deploy, generate, infra, stack
 from stackctl.cli.common import Application, show_problems
 from stackctl.console import Console
 from stackctl.errors import CommandExited, ConfigError, StackctlError, StackUnhealthy
@@ -74,6 +74,7 @@ app.add_typer(backup.backup_app, name="backup")
 app.add_typer(backup.restore_app, name="restore")
 app.add_typer(infra.engine_app, name="engine")
 app.add_typer(infra.images_app, name="images")
+app.add_typer(certs.certs_app, name="certs")
 app.add_typer(ci.ci_app, name="ci")
 
 

@@ -12,6 +12,7 @@ from stackctl.cli.common import EnvOption, JsonFlag, ProdFlag, ProjectDir, YesFl
 if TYPE_CHECKING:
     from stackctl.console import Console
     from stackctl.core.backup import BackupSchedule
+    from stackctl.core.certs import CertStatus, RenewResult
     from stackctl.core.stack import StackStatus
     from stackctl.core.verify import SettingsReport
 
@@ -60,6 +61,22 @@ def show_settings(out: Console, report: SettingsReport) -> None:
         out.warning(note)
 
 
+def show_renewal(out: Console, result: RenewResult) -> None:
+    cert = result.status
+    if result.error:
+        out.warning(result.error + (f"\n  fix: {result.hint}" if result.hint else ""))
+    elif result.action == "issued":
+        out.success(
+            f"certificate issued for {', '.join(cert.names)} by {cert.issuer} "
+            f"(serial {cert.serial}, until {cert.not_after})"
+        )
+    else:
+        out.success(
+            f"certificate in place for {', '.join(cert.names)} (serial {cert.serial}, until {cert.not_after}); "
+            "nothing asked of the CA"
+        )
+
+
 def _status_table(out: Console, status: StackStatus) -> None:
     rows = [(s.service, s.state, s.health or "-", ", ".join(s.ports) or "-") for s in status.services]
     out.table(("service", "state", "health", "ports"), rows, title=f"{status.project} ({status.env})")
@@ -81,7 +98,16 @@ def _schedule_lines(schedule: BackupSchedule) -> list[str]:
             lines.append(
                 f"backups.{kind}: next {entry.next_run or '-'}, last success {_ago(entry.last_success_age_seconds)}"
             )
+    if schedule.certificate is not None:
+        lines.append(certificate_line(schedule.certificate))
     return lines
+
+
+def certificate_line(cert: CertStatus) -> str:
+    served = "a temporary self-signed certificate" if cert.temporary else f"serial {cert.serial} from {cert.issuer}"
+    left = f" ({cert.days_left:.0f} days left)" if cert.days_left is not None else ""
+    state = "ok" if cert.ok else f"PROBLEM: {cert.problem}"
+    return f"certificate: {state}; {served}, until {cert.not_after or '-'}{left}; next check {cert.next_check or '-'}"
 
 
 @commands.command()
@@ -104,11 +130,17 @@ def up(
         payload = {"seconds": round(result.seconds, 1), "rendered": result.rendered, **_status_json(result.status)}
         if result.settings:
             payload["settings"] = settings_json(result.settings)
+        if result.certificate:
+            from dataclasses import asdict
+
+            payload["certificate"] = asdict(result.certificate)
         out.json(payload)
         return
     _status_table(out, result.status)
     if result.settings:
         show_settings(out, result.settings)
+    if result.certificate:
+        show_renewal(out, result.certificate)
     out.success(f"{stack.name} is healthy after {result.seconds:.0f}s")
     for url in result.status.urls:
         out.data(url)

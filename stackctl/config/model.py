@@ -45,6 +45,10 @@ def var(default: Any = ..., *, doc: str, example: str | None = None, sensitive: 
     return Field(default, description=doc, json_schema_extra=extra)
 
 
+LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING_DIRECTORY = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+
 class Group(BaseSettings):
     """A settings group read from one .env file (never from the process environment)."""
 
@@ -319,9 +323,30 @@ class NginxGroup(Group):
     nginx_bind_address: str = var("127.0.0.1", doc="Host address nginx publishes on; 0.0.0.0 for every interface.")
     http_port: int = var(8080, doc="Host port for HTTP.")
     https_port: int = var(8443, doc="Host port for HTTPS (used when USE_TLS is on).")
-    use_tls: bool = var(False, doc="Serve HTTPS with TLS_CERT_PATH/TLS_KEY_PATH and redirect HTTP to it.")
+    use_tls: bool = var(False, doc="Serve HTTPS, with the certificate TLS_CERT_SOURCE says, and redirect HTTP to it.")
     tls_cert_path: str = var("./certs/fullchain.pem", doc="Host path of the certificate chain (PEM).")
     tls_key_path: str = var("./certs/privkey.pem", doc="Host path of the private key (PEM).")
+    tls_cert_source: Literal["files", "acme"] = var(
+        "files",
+        doc="Where the certificate comes from: files (TLS_CERT_PATH/TLS_KEY_PATH, made by you) or acme (issued by http-01 for every SERVER_NAME and renewed by the backup container, prod only).",
+    )
+    acme_directory_url: str = var(
+        LETSENCRYPT_DIRECTORY,
+        doc=f"The ACME server's directory. Let's Encrypt's staging one, for trying a setup without its rate limits: {LETSENCRYPT_STAGING_DIRECTORY}; any other for a private CA.",
+    )
+    acme_email: str | None = var(
+        None, doc="Optional contact address for the ACME account (the CA's notices).", example=""
+    )
+    acme_ca_bundle: str | None = var(
+        None,
+        doc="Optional host path of a PEM bundle to trust for the ACME server's own HTTPS (a private ACME server); the public CAs need none.",
+        example="",
+    )
+    acme_renew_cron: Cron = var(
+        "17 4,16 * * *",
+        doc="When the backup container checks the certificate (twice a day); it renews within ACME_RENEW_DAYS of expiry.",
+    )
+    acme_renew_days: int = var(30, doc="Renew a certificate this many days before it expires.")
     nginx_max_upload_size: Size = var("20m", doc="client_max_body_size: the largest upload nginx accepts.")
     tls_terminated_in_front: bool = var(
         False,
@@ -370,6 +395,36 @@ class NginxGroup(Group):
     )
     nginx_upload_rate: str = var("30r/m", doc="limit_req rate of uploads per address (r/s or r/m).")
     nginx_upload_burst: int = var(10, doc="Uploads above NGINX_UPLOAD_RATE one address may send at once.")
+
+    @field_validator("acme_directory_url")
+    @classmethod
+    def _directory(cls, value: str) -> str:
+        url = urlsplit(value.strip())
+        if url.scheme != "https" or not url.hostname:
+            raise ValueError(f"not an https URL of an ACME directory (e.g. {LETSENCRYPT_DIRECTORY})")
+        return value.strip()
+
+    @field_validator("acme_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value.strip()):
+            raise ValueError("not an email address (you@example.com)")
+        return value.strip() if value else None
+
+    @field_validator("acme_renew_days")
+    @classmethod
+    def _renew_days(cls, value: int) -> int:
+        if not 1 <= value <= 60:
+            raise ValueError("must be between 1 and 60 (certificates of public CAs live 90 days or less)")
+        return value
+
+    @property
+    def acme(self) -> bool:
+        return self.use_tls and self.tls_cert_source == "acme"
+
+    @property
+    def server_names(self) -> list[str]:
+        return self.server_name.split()
 
     @field_validator("http_port", "https_port")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
@@ -30,6 +32,29 @@ def cross_checks(cfg: StackConfig, file: str) -> list[ConfigProblem]:
             )
         )
     problems.extend(_paths_outside_the_project(cfg, file))
+    ngx = cfg.nginx
+    if ngx.acme and cfg.profile == "dev":
+        problems.append(
+            ConfigProblem(
+                file,
+                "TLS_CERT_SOURCE",
+                "Nginx",
+                "ACME certificates are for the prod stack (its backup container renews them)",
+                value=ngx.tls_cert_source,
+                hint="use TLS_CERT_SOURCE=files in dev (or USE_TLS=false)",
+            )
+        )
+    if ngx.acme and ngx.acme_ca_bundle and not (Path(file).parent / ngx.acme_ca_bundle).is_file():
+        problems.append(
+            ConfigProblem(
+                file,
+                "ACME_CA_BUNDLE",
+                "Nginx",
+                "file not found",
+                value=ngx.acme_ca_bundle,
+                hint="point it at the PEM file of the CA that signed the ACME server's HTTPS certificate, or remove it",
+            )
+        )
     db = cfg.database
     if db.database_url is not None:
         url = urlsplit(db.database_url.get_secret_value())
@@ -109,6 +134,91 @@ def _paths_outside_the_project(cfg: StackConfig, file: str) -> list[ConfigProble
     ]
 
 
+# Names no public CA issues for (RFC 2606, RFC 6761, RFC 6762, RFC 8375, ICANN's .internal).
+RESERVED_SUFFIXES = (".test", ".example", ".invalid", ".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
+def acme_problem(name: str) -> str | None:
+    """Why http-01 cannot get a certificate for `name` from any CA, or None."""
+    bare = name.strip("[]")
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    else:
+        return "is an IP address: http-01 certificates are issued for domain names"
+    if name == "localhost" or name.endswith(".localhost"):
+        return "is localhost, which no CA can reach"
+    if name.startswith("*"):
+        return "is a wildcard, which needs a dns-01 challenge (http-01 cannot prove it)"
+    if name.startswith("~") or name == "_" or "$" in name:
+        return "is an nginx pattern, not a domain name"
+    if "." not in name.strip("."):
+        return "has no dot: a CA issues for fully qualified domain names"
+    if not re.fullmatch(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}", name.lower()):
+        return "is not a valid domain name"
+    return None
+
+
+def acme_policy(cfg: StackConfig, file: str) -> list[ConfigProblem]:
+    """What TLS_CERT_SOURCE=acme needs: names a CA can validate over http-01, and a CA that can
+    reach them."""
+    ngx = cfg.nginx
+    problems: list[ConfigProblem] = []
+    public_ca = (urlsplit(ngx.acme_directory_url).hostname or "").endswith(".letsencrypt.org")
+    for name in ngx.server_names:
+        why = acme_problem(name)
+        if why is None and public_ca and name.lower().endswith(RESERVED_SUFFIXES):
+            why = "is a reserved name, which a public CA never issues for"
+        if why:
+            problems.append(
+                ConfigProblem(
+                    file,
+                    "SERVER_NAME",
+                    "Nginx",
+                    f"{name!r} {why}",
+                    value=ngx.server_name,
+                    hint="list the public domain names whose DNS points at this host, or use TLS_CERT_SOURCE=files "
+                    "with your own certificate",
+                )
+            )
+    if not ngx.server_names:
+        problems.append(
+            ConfigProblem(
+                file,
+                "SERVER_NAME",
+                "Nginx",
+                "is empty: ACME needs the domain names to certify",
+                hint="set SERVER_NAME=example.com www.example.com",
+            )
+        )
+    if public_ca and ngx.binds_loopback:
+        problems.append(
+            ConfigProblem(
+                file,
+                "NGINX_BIND_ADDRESS",
+                "Nginx",
+                "nginx publishes on loopback only: the CA's http-01 check cannot reach it",
+                value=ngx.nginx_bind_address,
+                hint="set NGINX_BIND_ADDRESS=0.0.0.0 (and HTTP_PORT=80, HTTPS_PORT=443) to go live",
+                severity="warning",
+            )
+        )
+    elif public_ca and ngx.http_port != 80:
+        problems.append(
+            ConfigProblem(
+                file,
+                "HTTP_PORT",
+                "Nginx",
+                "the CA's http-01 check connects to port 80, but nginx publishes HTTP on another port",
+                value=str(ngx.http_port),
+                hint="set HTTP_PORT=80, or forward port 80 to it",
+                severity="warning",
+            )
+        )
+    return problems
+
+
 def _cron_gap_hours(expr: str) -> float:
     it = croniter(expr)
     first = float(it.get_next(float))
@@ -150,14 +260,16 @@ def prod_policy(cfg: StackConfig, file: str, *, base_dir: Path) -> list[ConfigPr
             value=",".join(dj.django_allowed_hosts),
         )
     if ngx.use_tls:
-        for var, path in (("TLS_CERT_PATH", ngx.tls_cert_path), ("TLS_KEY_PATH", ngx.tls_key_path)):
+        if ngx.acme:
+            p.extend(acme_policy(cfg, file))
+        for var, path in () if ngx.acme else (("TLS_CERT_PATH", ngx.tls_cert_path), ("TLS_KEY_PATH", ngx.tls_key_path)):
             full = (base_dir / path) if not path.startswith("/") else Path(path)
             if not full.is_file():
                 err(
                     var,
                     "Nginx",
                     "file not found while USE_TLS is on",
-                    f"put the PEM file at {full} or set {var}",
+                    f"put the PEM file at {full}, set {var}, or set TLS_CERT_SOURCE=acme",
                     value=path,
                 )
         if not (sec.session_cookie_secure and sec.csrf_cookie_secure):

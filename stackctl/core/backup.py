@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from python_on_whales.exceptions import DockerException
 
@@ -25,6 +25,9 @@ from stackctl.adapters.docker import compose_exec_stdin
 from stackctl.core.progress import Report, quiet
 from stackctl.core.stack import Stack, StackStatus, StackView
 from stackctl.errors import BackupError, StackctlError, stderr_tail
+
+if TYPE_CHECKING:
+    from stackctl.core.certs import CertStatus
 
 Kind = Literal["db", "media"]
 SERVICE = "backup"
@@ -397,6 +400,7 @@ class BackupSchedule:
     db: ScheduleEntry | None = None
     media: ScheduleEntry | None = None
     error: str | None = None
+    certificate: CertStatus | None = None  # TLS_CERT_SOURCE=acme: its health is the backup service's too
 
 
 def _report_from_health_log(status: StackStatus | None) -> dict[str, Any] | None:
@@ -431,7 +435,15 @@ def backup_status(stack: StackView, status: StackStatus | None = None) -> Backup
             last_success=last if isinstance(last, str) else None,
             last_success_age_seconds=_age_seconds(part, now),
         )
-    return BackupSchedule(healthy=bool(report.get("healthy")), db=entries["db"], media=entries["media"])
+    from stackctl.core.certs import CertStatus
+
+    certificate = report.get("certificate")
+    return BackupSchedule(
+        healthy=bool(report.get("healthy")),
+        db=entries["db"],
+        media=entries["media"],
+        certificate=CertStatus.of(certificate) if isinstance(certificate, dict) else None,
+    )
 
 
 def _age_seconds(part: dict[str, Any], now: dt.datetime) -> int | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 NGINX_CONFIG_DIR = "/etc/nginx/stackctl"  # nginx runs `-c` NGINX_CONFIG_DIR/nginx.conf
 NGINX_CERTS_DIR = "/etc/nginx/certs"  # nginx.conf's ssl_certificate(_key) paths
 SECRETS_TARGET = "/run/secrets"  # the *_FILE variables' folder
+ACME_CERTS_TARGET = "/nginx-certs"  # where the backup container's certctl.py installs certificates
+BACKUP_UID = 1000  # stackbackup (backup/Dockerfile)
+NGINX_GID = 101  # nginx's workers (`user nginx;` with ACME)
 
 # service: (the secrets it reads, the group they are readable by: the service's own)
 SERVICE_SECRETS: dict[str, tuple[tuple[str, ...], int]] = {
@@ -70,6 +73,7 @@ class ConfigVolume:
     gid: int
     mode: int  # the folder's
     files: tuple[VolumeFile, ...]
+    uid: int = 0  # the folder's owner; the files are root's
 
 
 def secrets_volume(service: str) -> str:
@@ -93,21 +97,36 @@ def config_volumes(config: StackConfig, root: Path) -> list[ConfigVolume]:
         )
         for service, (names, gid) in SERVICE_SECRETS.items()
     ]
+    ngx = config.nginx
+    if ngx.acme and ngx.acme_ca_bundle:
+        bundle = _read_file(root, ngx.acme_ca_bundle, "ACME_CA_BUNDLE", config)
+        backup = next(v for v in volumes if v.service == "backup")
+        volumes[volumes.index(backup)] = replace(
+            backup, files=(*backup.files, VolumeFile("acme_ca_bundle", bundle, 0o440))
+        )
     volumes.append(
         ConfigVolume(
             "nginx_config", "nginx", NGINX_CONFIG_DIR, 0, 0o755, (VolumeFile("nginx.conf", nginx_conf(config), 0o444),)
         )
     )
-    ngx = config.nginx
-    if ngx.use_tls:
-        cert = _read_tls(root, ngx.tls_cert_path, "TLS_CERT_PATH", config)
-        key = _read_tls(root, ngx.tls_key_path, "TLS_KEY_PATH", config)
+    if ngx.acme:
+        # Folders only, with the owners the backup container's ACME client (stackbackup, uid
+        # 1000) writes them as; their content is its own and stays. nginx_certs' group is
+        # nginx's workers' (gid 101), which read the key at each handshake.
+        volumes += [
+            ConfigVolume("nginx_certs", "backup", ACME_CERTS_TARGET, NGINX_GID, 0o750, (), uid=BACKUP_UID),
+            ConfigVolume("acme", "backup", "/acme", BACKUP_UID, 0o700, (), uid=BACKUP_UID),
+            ConfigVolume("acme_webroot", "backup", "/acme-webroot", BACKUP_UID, 0o755, (), uid=BACKUP_UID),
+        ]
+    elif ngx.use_tls:
+        cert = _read_file(root, ngx.tls_cert_path, "TLS_CERT_PATH", config)
+        key = _read_file(root, ngx.tls_key_path, "TLS_KEY_PATH", config)
         files = (VolumeFile("fullchain.pem", cert, 0o444), VolumeFile("privkey.pem", key, 0o400))
         volumes.append(ConfigVolume("nginx_certs", "nginx", NGINX_CERTS_DIR, 0, 0o700, files))
     return volumes
 
 
-def _read_tls(root: Path, value: str, variable: str, config: StackConfig) -> bytes:
+def _read_file(root: Path, value: str, variable: str, config: StackConfig) -> bytes:
     path = Path(value) if Path(value).is_absolute() else root / value
     try:
         return path.read_bytes()
@@ -118,7 +137,8 @@ def _read_tls(root: Path, value: str, variable: str, config: StackConfig) -> byt
             group="Nginx/TLS",
             message=f"{path} cannot be read ({exc.strerror or exc})",
             value=value,
-            hint=f"put the PEM file there, point {variable} at it, or set USE_TLS=false",
+            hint=f"put the PEM file there, point {variable} at it"
+            + (", or remove it" if variable == "ACME_CA_BUNDLE" else ", or set USE_TLS=false"),
         )
         raise ConfigError([problem]) from None
 
@@ -133,7 +153,7 @@ def archive(volumes: list[ConfigVolume]) -> bytes:
             folder.type, folder.mode, folder.uid, folder.gid, folder.mtime = (
                 tarfile.DIRTYPE,
                 volume.mode,
-                0,
+                volume.uid,
                 volume.gid,
                 now,
             )

@@ -34,6 +34,7 @@ from stackctl.errors import CommandExited, DockerCommandError, StackctlError, St
 
 if TYPE_CHECKING:
     from stackctl.config import StackConfig
+    from stackctl.core.certs import RenewResult
     from stackctl.core.switch import WebContainer
     from stackctl.core.verify import SettingsReport
 
@@ -83,6 +84,7 @@ class UpResult:
     seconds: float
     status: StackStatus
     settings: SettingsReport | None = None  # prod: the settings in effect, verified in web
+    certificate: RenewResult | None = None  # TLS_CERT_SOURCE=acme: what `up` asked of the CA
 
 
 def _failure(service: ServiceStatus, restarts_at_start: int) -> str | None:
@@ -373,6 +375,10 @@ class Stack(StackView):
 
             self.ship(report=report)
             sync(self, report)
+            if self.config.nginx.acme:  # before nginx starts: a certificate for it to serve
+                from stackctl.core import certs
+
+                certs.bootstrap(self, report)
         # prod, serving: a web compose would recreate is replaced by deploy's switch instead of
         # compose's stop-then-start (which left nginx without web for seconds)
         stale = self._stale_web()
@@ -424,7 +430,14 @@ class Stack(StackView):
 
             report("verifying the settings in effect in web")
             settings = verify_settings(self)
-        return UpResult(self.name, rendered, time.monotonic() - started, status, settings)
+        certificate = None
+        if self.profile == "prod" and self.config.nginx.acme:
+            from stackctl.core import certs
+
+            certificate = certs.renew(self, check=False, report=report)
+            if certificate.error and certificate.status.temporary:  # nothing nginx serves is trusted
+                raise certs.CertificateError(f"the stack is up, but {certificate.error}", hint=certificate.hint)
+        return UpResult(self.name, rendered, time.monotonic() - started, status, settings, certificate)
 
     @property
     def default_web_image(self) -> str:

@@ -51,6 +51,7 @@ CASES = (
     Case("prod", "prod.env", "prod"),
     Case("tls-dev", "tls.env", "dev"),
     Case("tls-prod", "tls.env", "prod"),
+    Case("tls-acme-prod", "tls-acme.env", "prod"),
 )
 
 

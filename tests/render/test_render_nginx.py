@@ -13,7 +13,7 @@ import pytest
 from stackctl.core.render import render_set
 from tests.render.stackfiles import CASES, Case, load_fixture, own_files
 
-DEV, PROD, TLS_DEV, TLS_PROD = CASES
+DEV, PROD, TLS_DEV, TLS_PROD, ACME_PROD = CASES
 
 # Every option changed from its default (and the optional ones off).
 CUSTOM = {

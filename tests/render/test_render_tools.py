@@ -28,7 +28,7 @@ from tests.render.stackfiles import (
     write_tree,
 )
 
-DEV, PROD, TLS_DEV, TLS_PROD = CASES
+DEV, PROD, TLS_DEV, TLS_PROD, ACME_PROD = CASES
 
 
 def _render_variant(tmp_path: Path, **extra: str) -> Path:

@@ -25,7 +25,7 @@ def test_help_lists_the_command_set(cli) -> None:
     assert sorted(_commands(result.out)) == sorted(
         [
             *("init", "render", "check", "up", "down", "status", "logs", "manage", "backup", "restore", "engine"),
-            *("images", "ci", "deploy", "releases", "rollback", "plan"),
+            *("images", "certs", "ci", "deploy", "releases", "rollback", "plan"),
         ]
     )
     assert sorted(_commands(cli("backup", "--help").out)) == ["list", "now", "prune", "verify"]
