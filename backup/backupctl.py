@@ -372,7 +372,7 @@ def status(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any]
     certificate = certificate_health(now)
     if certificate is not None:  # TLS_CERT_SOURCE=acme
         result["certificate"] = certificate
-        result["healthy"] = result["healthy"] and bool(certificate["ok"])
+        result["healthy"] = result["healthy"] and bool(certificate["healthy"])
     return result
 
 

@@ -17,6 +17,8 @@ backup scheduler runs `renew --scheduled` on ACME_RENEW_CRON; backupctl's health
   another directory, within ACME_RENEW_DAYS of expiry, or --force. A re-run issues nothing.
 - A failure leaves `current` as it was: the stack keeps serving what it had. The reason, a
   hint and certbot's own words go to /acme/state.json, `status` and the exit code (1).
+- The backup service is unhealthy when the certificate nginx serves expires within 7 days,
+  or within ACME_RENEW_DAYS while renewing it fails.
 """
 
 from __future__ import annotations
@@ -416,6 +418,10 @@ def status(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any]
         what = "a temporary self-signed certificate is served" if current["temporary"] else (
             f"the certificate expires in {left:.0f} days")  # fmt: skip
         problem = f"{what} and the CA did not issue a new one ({error.get('reason')})"
+    # The backup service's health: unhealthy when what nginx serves is about to stop working
+    # and nothing renews it. A temporary certificate after a failed first issuance is a
+    # problem, but not an unhealthy service: `up` would then wait on it instead of saying why.
+    healthy = problem is None or (current is not None and current["temporary"] and (left or 0) >= URGENT_DAYS)
     return {
         "domains": settings.domains,
         "directory": settings.directory,
@@ -427,6 +433,7 @@ def status(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any]
         "last_error": error,
         "next_check": next_check(settings, now),
         "ok": problem is None,
+        "healthy": healthy,
         "problem": problem,
     }
 

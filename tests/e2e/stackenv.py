@@ -208,6 +208,7 @@ def make_project(tmp: Path, *, prod: bool = False, tls: bool = False, extra: dic
                 "CSRF_TRUSTED_ORIGINS": f"https://127.0.0.1:{https_port}",
             }
         )
+    values.update(extra or {})  # the caller's values win over the TLS defaults
     set_env(env_file, **values)
     return Proj(root, f"{name}-{'prod' if prod else 'dev'}", http_port, https_port, prod, read_env(env_file))
 

@@ -134,3 +134,18 @@ def test_the_backup_service_states_every_setting_the_scripts_read(docker_compose
     assert environment["POSTGRES_PASSWORD"] == ""
     assert environment["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
     assert "ENV BACKUP_ROOT=/backups " in (tmp_path / "stack" / "backup" / "Dockerfile").read_text()
+
+
+def test_acme_dockerfile_adds_certbot_and_passes_hadolint(tmp_path: Path) -> None:
+    """TLS_CERT_SOURCE=acme: certbot from the image's own Debian release, stackbackup in the
+    group of gid 101 (nginx's workers'), the volumes' mount points owned as certctl.py writes."""
+    acme = next(case for case in CASES if case.name == "tls-acme-prod")
+    rendered = {k: v for k, v in render_case(acme, tmp_path / "cfg").items() if k.startswith("backup/")}
+    write_tree(tmp_path, rendered)
+    text = (tmp_path / "backup" / "Dockerfile").read_text()
+    assert "certbot openssl" in text and "install -d -o stackbackup -g 101 -m 0750 /nginx-certs" in text
+    assert "certctl.py" in {p.name for p in (tmp_path / "backup").iterdir()}
+    result = run([find_tool("hadolint"), "--no-color", "Dockerfile"], cwd=tmp_path / "backup")
+    assert result.returncode == 0, result.stdout + result.stderr
+    plain = render_case(PROD, tmp_path / "plain")["backup/Dockerfile"][0].decode()
+    assert "certbot" not in plain  # only stacks with ACME certificates carry it

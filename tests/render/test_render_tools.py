@@ -268,6 +268,30 @@ def test_compose_config_prod_merge_needs_no_dot_env(
     assert set(config["secrets"]) == {"ca_bundle"}  # no secret is a file of the client's
 
 
+def test_compose_config_acme(docker_compose: list[str], tmp_path: Path) -> None:
+    """TLS_CERT_SOURCE=acme: the backup service keeps the certificates nginx reads, and nginx
+    answers its public names on the stack's network (an ACME server there validates through them)."""
+    root = _prod_tree(tmp_path, ACME_PROD, TLS_DEV)
+    cfg = load_fixture(ACME_PROD.env, "prod", tmp_path)
+    services = compose_config(docker_compose, root, PROD_FILES, ".env.prod")["services"]
+    nginx, backup = services["nginx"], services["backup"]
+    mounts = {v["target"]: (v["source"], v.get("read_only", False)) for v in nginx["volumes"]}
+    assert mounts["/etc/nginx/certs"] == ("nginx_certs", True)
+    assert mounts["/var/www/acme"] == ("acme_webroot", True)
+    assert nginx["networks"]["default"]["aliases"] == cfg.nginx.server_names == ["example.com", "www.example.com"]
+    backup_mounts = {v["target"]: (v["source"], v.get("read_only", False)) for v in backup["volumes"]}
+    assert backup_mounts["/nginx-certs"] == ("nginx_certs", False)
+    assert backup_mounts["/acme"] == ("acme", False) and backup_mounts["/acme-webroot"] == ("acme_webroot", False)
+    assert backup["group_add"] == ["101"]
+    env = backup["environment"]
+    assert env["ACME_DOMAINS"] == "example.com www.example.com"
+    assert env["ACME_DIRECTORY_URL"] == "https://acme-v02.api.letsencrypt.org/directory"
+    assert (env["ACME_RENEW_CRON"], env["ACME_RENEW_DAYS"]) == ("17 4,16 * * *", "30")
+    conf = (root / "nginx" / "nginx.prod.conf").read_text()
+    assert "ssl_certificate /etc/nginx/certs/$stackctl_certificate/fullchain.pem;" in conf
+    assert "\nuser nginx;" in conf
+
+
 # -- nginx -t in the nginx image --------------------------------------------------------------
 
 NGINX_IMAGES = ("stackctl/nginx:1.22-bookworm", "nginx:1.22")
@@ -289,7 +313,7 @@ def nginx_image() -> str:
 
 
 @pytest.mark.engine
-@pytest.mark.parametrize("case", [DEV, PROD, TLS_PROD], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [DEV, PROD, TLS_PROD, ACME_PROD], ids=lambda c: c.name)
 def test_nginx_accepts_the_config(case: Case, nginx_image: str, test_certs: Path, tmp_path: Path) -> None:
     from python_on_whales import DockerClient
 
