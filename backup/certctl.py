@@ -327,8 +327,12 @@ def classify(output: str, settings: Settings) -> dict[str, str]:
     return {"reason": reason, "hint": hint, "message": message}
 
 
-def renew(settings: Settings, *, force: bool, scheduled: bool) -> tuple[int, dict[str, Any]]:
-    """Ask the CA for a certificate if one is due, then install it. (exit code, report)"""
+def renew(settings: Settings, *, force: bool, scheduled: bool, dry_run: bool = False) -> tuple[int, dict[str, Any]]:
+    """Ask the CA for a certificate if one is due, then install it. (exit code, report)
+    dry_run: only say whether the CA would be asked, and why."""
+    if dry_run:
+        reason = why_renew(settings, now_utc(), force=force)
+        return 0, {"action": "would-ask-the-ca" if reason else "none", "reason": reason, **status(settings)}
     with locked():
         now = now_utc()
         state = read_state()
@@ -461,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     renewing = sub.add_parser("renew", help="ask the CA for a certificate if one is due, then install it")
     renewing.add_argument("--force", action="store_true", help="ask even if the current one is good")
     renewing.add_argument("--scheduled", action="store_true", help="a run of the backup scheduler")
+    renewing.add_argument("--dry-run", action="store_true", help="only say whether the CA would be asked, and why")
     renewing.add_argument("--json", action="store_true")
     stat = sub.add_parser("status", help="the served certificate, the last and next renewal")
     stat.add_argument("--json", action="store_true")
@@ -477,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         _print(status(settings), args.json)
         return 0
-    code, report = renew(settings, force=args.force, scheduled=args.scheduled)
+    code, report = renew(settings, force=args.force, scheduled=args.scheduled, dry_run=args.dry_run)
     _print(report, args.json)
     return code
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from stackctl.cli.backup import BackupEnv
-from stackctl.cli.common import JsonFlag, ProjectDir, application
+from stackctl.cli.common import DryRunFlag, JsonFlag, ProjectDir, application
 
 if TYPE_CHECKING:
     from stackctl.cli.common import Application
@@ -79,6 +79,7 @@ def certs_renew(
     force: Annotated[
         bool, typer.Option("--force", help="Ask the CA even if the certificate is not due (mind its rate limits).")
     ] = False,
+    dry_run: DryRunFlag = False,
     project_dir: ProjectDir = None,
     env: BackupEnv = "prod",
     json_out: JsonFlag = False,
@@ -91,8 +92,16 @@ def certs_renew(
 
     app = application(ctx)
     out = app.console
-    result = certs.renew(_stack(app, project_dir, env), force=force, report=out.progress_line)
+    result = certs.renew(_stack(app, project_dir, env), force=force, dry_run=dry_run, report=out.progress_line)
     if json_out:
         out.json(asdict(result))
+        return
+    if dry_run:
+        cert = result.status
+        served = "a temporary self-signed certificate" if cert.temporary else f"serial {cert.serial}"
+        if result.reason:
+            out.info(f"would ask {cert.directory} for a certificate for {', '.join(cert.domains)}: {result.reason}")
+        else:
+            out.info(f"nothing is due: nginx serves {served} until {cert.not_after}")
         return
     show_renewal(out, result)

@@ -85,7 +85,7 @@ class CertStatus:
 
 @dataclass(frozen=True)
 class RenewResult:
-    action: str  # issued, installed (the CA's certificate put back in place), none, failed
+    action: str  # issued, installed (the CA's certificate put back in place), none, failed; would-ask-the-ca (dry run)
     reason: str | None  # why the CA was asked; None: it was not
     status: CertStatus
     error: str | None = None  # with check=False: what failed and what nginx serves meanwhile
@@ -115,14 +115,17 @@ def bootstrap(stack: Stack, report: Report = quiet) -> str:
     return state
 
 
-def renew(stack: StackView, *, force: bool = False, check: bool = True, report: Report = quiet) -> RenewResult:
+def renew(
+    stack: StackView, *, force: bool = False, check: bool = True, dry_run: bool = False, report: Report = quiet
+) -> RenewResult:
     """Ask the CA for a certificate when one is due (or `force`), install it for nginx's next
     handshake. When the CA did not issue one (nginx keeps serving the certificate it had):
     raises CertificateError with certctl's reason and fix, or with check=False returns them."""
     backup_container(stack)
     what = "a new certificate (--force)" if force else "a certificate if one is due"
-    report(f"asking the CA for {what}")
-    argv = ["certctl.py", "renew", "--json", *(["--force"] if force else [])]
+    if not dry_run:
+        report(f"asking the CA for {what}")
+    argv = ["certctl.py", "renew", "--json", *(["--force"] if force else []), *(["--dry-run"] if dry_run else [])]
     try:
         out = stack.client.compose.execute(SERVICE, argv, tty=False)
     except DockerException as exc:

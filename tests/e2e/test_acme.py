@@ -155,6 +155,10 @@ def test_up_again_asks_the_ca_for_nothing(site: Site) -> None:
     cert = json.loads(proc.stdout)["certificate"]
     assert cert["action"] == "none" and cert["reason"] is None, cert
     assert served(site)["serial"] == before
+    dry = json.loads(site.proj.stackctl("certs", "renew", "--dry-run", "--json", check=True).stdout)
+    assert (dry["action"], dry["reason"]) == ("none", None)
+    forced = json.loads(site.proj.stackctl("certs", "renew", "--dry-run", "--force", "--json", check=True).stdout)
+    assert forced["action"] == "would-ask-the-ca" and served(site)["serial"] == before
     text = site.proj.stackctl("status", check=True).stdout
     assert re.search(r"certificate: ok; serial \w+ from .*Pebble", text), text
 

@@ -225,3 +225,13 @@ def test_health_follows_expiry_and_failures(certctl: ModuleType) -> None:
     _state(certctl)  # the failure is gone
     assert certctl.status(settings)["healthy"]
     assert not certctl.status(settings, dt.datetime.now(dt.UTC) + dt.timedelta(days=15))["healthy"]  # 5 days left
+
+
+def test_a_dry_run_says_whether_the_ca_would_be_asked_and_changes_nothing(certctl: ModuleType) -> None:
+    settings = _settings(certctl)
+    code, report = certctl.renew(settings, force=False, scheduled=False, dry_run=True)
+    assert code == 0 and report["action"] == "would-ask-the-ca" and report["reason"] == "no certificate from the CA yet"
+    assert not (certctl.CERTS / "current").exists() and not certctl.state_path().exists()
+    _lineage(certctl, ["example.com", "www.example.com"], 90)
+    code, report = certctl.renew(settings, force=False, scheduled=False, dry_run=True)
+    assert (code, report["action"], report["reason"]) == (0, "none", None)
