@@ -94,7 +94,7 @@ class RenewResult:
 
 def require_acme(acme: bool, env_file: str) -> None:
     if not acme:
-        raise CertificateError(
+        raise StackctlError(
             f"{env_file} does not use ACME certificates",
             hint="set USE_TLS=true and TLS_CERT_SOURCE=acme (with SERVER_NAME your domain names), then `stackctl up`",
         )
