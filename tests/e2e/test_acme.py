@@ -159,7 +159,11 @@ def test_up_again_asks_the_ca_for_nothing(site: Site) -> None:
     assert (dry["action"], dry["reason"]) == ("none", None)
     forced = json.loads(site.proj.stackctl("certs", "renew", "--dry-run", "--force", "--json", check=True).stdout)
     assert forced["action"] == "would-ask-the-ca" and served(site)["serial"] == before
-    text = site.proj.stackctl("status", check=True).stdout
+    # `status` reads the backup healthcheck's last report (every 15 s): by the next one it has pebble's
+    deadline, text = time.monotonic() + 40, ""
+    while time.monotonic() < deadline and not re.search(r"certificate: ok; serial \w+ from .*Pebble", text):
+        time.sleep(2)
+        text = site.proj.stackctl("status", check=True).stdout
     assert re.search(r"certificate: ok; serial \w+ from .*Pebble", text), text
 
 
