@@ -339,6 +339,7 @@ def renew(settings: Settings, *, force: bool, scheduled: bool, dry_run: bool = F
         bootstrap(settings)
         reason = why_renew(settings, now, force=force)
         result: dict[str, Any] = {"action": "none", "reason": reason}
+        failed = False
         if reason is None:
             result["action"] = "installed" if install_lineage() else "none"
             log("the certificate is up to date: nothing asked of the CA")
@@ -354,11 +355,13 @@ def renew(settings: Settings, *, force: bool, scheduled: bool, dry_run: bool = F
             elif code == 0:
                 state["last_error"] = {"reason": "failed", "hint": "certbot issued nothing; see /acme/logs",
                                        "message": output[-400:], "at": iso(now)}  # fmt: skip
+                failed = True
             else:
                 state["last_error"] = {**classify(output, settings), "at": iso(now)}
+                failed = True
             write_state(state)
         result.update(status(settings))
-        if "last_error" in state and result["action"] not in ("issued", "installed") and reason is not None:
+        if failed:
             error = state["last_error"]
             log(f"failed ({error['reason']}): {error['message']}")
             log(f"fix: {error['hint']}")

@@ -119,3 +119,9 @@ class ConflictError(StackctlError):
 
 class Aborted(StackctlError):
     exit_code = 9
+
+
+class CertificateError(StackctlError):
+    """The CA issued no certificate (TLS_CERT_SOURCE=acme); nginx keeps the one it had."""
+
+    exit_code = 10

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from stackctl.cli.backup import BackupEnv
+from stackctl.cli.backup import _stack as backup_stack
 from stackctl.cli.common import DryRunFlag, JsonFlag, ProjectDir, application
 
 if TYPE_CHECKING:
@@ -22,12 +23,11 @@ certs_app = typer.Typer(
 
 
 def _stack(app: Application, project_dir: Path | None, env: str) -> Stack:
+    """The prod-kind stack, as the backup commands select it (the backup service renews the
+    certificate), which must use ACME certificates."""
     from stackctl.core.certs import require_acme
 
-    environment = app.environment(False, env, default="prod")
-    if environment.profile == "dev":
-        raise typer.BadParameter("the dev stack has no ACME certificate: give --env prod or a named environment")
-    stack = app.stack(project_dir, environment)
+    stack = backup_stack(app, project_dir, env)
     require_acme(stack.config.nginx.acme, stack.env.env_file)
     return stack
 

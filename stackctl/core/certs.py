@@ -16,14 +16,10 @@ from python_on_whales.exceptions import DockerException
 
 from stackctl.core.backup import SERVICE, backup_container, last_json
 from stackctl.core.progress import Report, quiet
-from stackctl.errors import StackctlError, stderr_tail
+from stackctl.errors import CertificateError, StackctlError, stderr_tail
 
 if TYPE_CHECKING:
     from stackctl.core.stack import Stack, StackView
-
-
-class CertificateError(StackctlError):
-    exit_code = 10
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ client's disk.
 Least privilege, as the files arrive: each service mounts only its own volume, read-only;
 secret files are root's and readable by the service's group only (0440), in a 0750 folder;
 the private key is root's alone (0400, read by nginx's master before it drops to its workers).
+With ACME certificates (TLS_CERT_SOURCE=acme) the backup container writes nginx_certs itself
+(core/certs.py): stackctl only creates its folders, and those of acme and acme_webroot, with
+the owners that container writes them as.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ SERVICE_SECRETS: dict[str, tuple[tuple[str, ...], int]] = {
     ),
     "db": (("postgres_password", "db_app_password"), 999),  # postgres, as compose runs it
     "redis": (("redis_password",), 999),
-    "backup": (("postgres_password",), 1000),  # stackbackup (backup/Dockerfile)
+    "backup": (("postgres_password",), BACKUP_UID),
 }
 
 

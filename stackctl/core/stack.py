@@ -30,7 +30,7 @@ from stackctl.adapters.remote import is_ssh
 from stackctl.config.profile import Environment, Profile
 from stackctl.core.progress import Report, quiet
 from stackctl.core.project import Project
-from stackctl.errors import CommandExited, DockerCommandError, StackctlError, StackUnhealthy
+from stackctl.errors import CertificateError, CommandExited, DockerCommandError, StackctlError, StackUnhealthy
 
 if TYPE_CHECKING:
     from stackctl.config import StackConfig
@@ -436,7 +436,7 @@ class Stack(StackView):
 
             certificate = certs.renew(self, check=False, report=report)
             if certificate.error and certificate.status.temporary:  # nothing nginx serves is trusted
-                raise certs.CertificateError(f"the stack is up, but {certificate.error}", hint=certificate.hint)
+                raise CertificateError(f"the stack is up, but {certificate.error}", hint=certificate.hint)
         return UpResult(self.name, rendered, time.monotonic() - started, status, settings, certificate)
 
     @property
