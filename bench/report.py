@@ -47,6 +47,16 @@ RATIOS: dict[str, tuple[str, str]] = {
     "graphql_rps_a_over_c": (f"{REQ}.a_stackctl_default.graphql.rps", f"{REQ}.c_gunicorn_uvicorn_nginx.graphql.rps"),
     "healthz_rps_a_over_b": (f"{REQ}.a_stackctl_default.healthz.rps", f"{REQ}.b_daphne_1_seed_nginx.healthz.rps"),
     "healthz_rps_a_over_c": (f"{REQ}.a_stackctl_default.healthz.rps", f"{REQ}.c_gunicorn_uvicorn_nginx.healthz.rps"),
+    # the ASGI_SERVER option (granian) against cookiecutter-django's server and against the default
+    "graphql_rps_option_over_c": (
+        f"{REQ}.option_granian_nginx.graphql.rps",
+        f"{REQ}.c_gunicorn_uvicorn_nginx.graphql.rps",
+    ),
+    "healthz_rps_option_over_c": (
+        f"{REQ}.option_granian_nginx.healthz.rps",
+        f"{REQ}.c_gunicorn_uvicorn_nginx.healthz.rps",
+    ),
+    "graphql_rps_option_over_a": (f"{REQ}.option_granian_nginx.graphql.rps", f"{REQ}.a_stackctl_default.graphql.rps"),
     "graphql_rps_daphne_1_nginx_over_direct": (
         f"{REQ}.daphne_1_nginx.graphql.rps",
         f"{REQ}.d_daphne_1_direct.graphql.rps",
@@ -107,6 +117,16 @@ RATIOS: dict[str, tuple[str, str]] = {
         "sections.backup.cookiecutter.restore_seconds",
         "sections.backup.stackctl.restore_script_wall_seconds",
     ),
+    # pgBackRest (PITR_ENABLED): `stackctl restore db --to latest` end to end (safety point,
+    # stops, delta restore, WAL replay, promotion, starts), and its restore into an empty folder
+    "restore_speedup_pgbackrest_cli": (
+        "sections.backup.cookiecutter.restore_seconds",
+        "sections.backup.pgbackrest.restore_cli_seconds",
+    ),
+    "restore_speedup_pgbackrest_empty": (
+        "sections.backup.cookiecutter.restore_seconds",
+        "sections.backup.pgbackrest.restore_empty_seconds",
+    ),
     "restore_speedup_pg_restore_j2": (
         "sections.backup.cookiecutter.restore_seconds",
         "sections.backup.stackctl.pg_restore_j2_seconds",
@@ -150,6 +170,12 @@ def targets(data: dict[str, Any]) -> list[Target]:
         Target(
             "GraphQL req/s, (a) / (c) gunicorn+uvicorn", r["graphql_rps_a_over_c"], ">= 1.0", "graphql_rps_a_over_c"
         ),
+        Target(
+            "GraphQL req/s, ASGI_SERVER=granian / (c)",
+            r["graphql_rps_option_over_c"],
+            ">= 1.2",
+            "graphql_rps_option_over_c",
+        ),
         Target("GraphQL req/s, (a) / (b) one daphne", r["graphql_rps_a_over_b"], ">= 2.0", "graphql_rps_a_over_b"),
         Target(
             "static req/s, nginx / WhiteNoise",
@@ -168,6 +194,18 @@ def targets(data: dict[str, Any]) -> list[Target]:
             r["restore_speedup_cli"],
             ">= 1.5",
             "restore_speedup_cli",
+        ),
+        Target(
+            "restore speed-up over gunzip|psql: pgBackRest, `restore db --to latest` end to end",
+            r["restore_speedup_pgbackrest_cli"],
+            ">= 3.0",
+            "restore_speedup_pgbackrest_cli",
+        ),
+        Target(
+            "restore speed-up over gunzip|psql: pgBackRest restore into an empty folder",
+            r["restore_speedup_pgbackrest_empty"],
+            ">= 3.0",
+            "restore_speedup_pgbackrest_empty",
         ),
         Target(
             "restore speed-up over gunzip|psql: restore_db.sh (checks+load+swap)",
@@ -231,14 +269,16 @@ def _requests(sec: dict[str, Any]) -> list[str]:
                 _fmt(g["rps"]),
                 _fmt(g["p50_ms"]),
                 _fmt(g["p99_ms"]),
+                _fmt(g.get("web_cpu_ms_per_request"), ".2f"),
             ]
         )
     if "e_nginx_alone" in sec:
         n = sec["e_nginx_alone"]["nginx_health"]
         rows.append(
-            ["e_nginx_alone (/nginx-health)", "-", _fmt(n["rps"]), _fmt(n["p50_ms"]), _fmt(n["p99_ms"]), "-", "-", "-"]
+            ["e_nginx_alone (/nginx-health)", "-", _fmt(n["rps"]), _fmt(n["p50_ms"]), _fmt(n["p99_ms"])] + ["-"] * 4
         )
-    out += _rows(["setup", "procs", "healthz r/s", "p50 ms", "p99 ms", "GraphQL r/s", "p50 ms", "p99 ms"], rows)
+    header = ["setup", "procs", "healthz r/s", "p50 ms", "p99 ms", "GraphQL r/s", "p50 ms", "p99 ms", "web CPU ms/req"]
+    out += _rows(header, rows)
     return out
 
 
@@ -321,6 +361,19 @@ def _backup(sec: dict[str, Any]) -> list[str]:
             _fmt(cc["bytes"] / MB, ".0f"),
             f"gunzip | psql: {_fmt(cc['restore_seconds'])}",
         ],
+        *(
+            [
+                [
+                    "pgBackRest full backup (backup now pitr)",
+                    _fmt(sec["pgbackrest"]["backup_cli_seconds"]),
+                    "",
+                    f"restore db --to latest (end to end): {_fmt(sec['pgbackrest']['restore_cli_seconds'])}; "
+                    f"into an empty folder: {_fmt(sec['pgbackrest']['restore_empty_seconds'])}",
+                ]
+            ]
+            if "pgbackrest" in sec
+            else []
+        ),
         [
             "raw plain pg_dump (ceiling)",
             _fmt(raw["backup_seconds"]),
@@ -392,7 +445,12 @@ def concurrency_curve(data: dict[str, Any]) -> dict[int, dict[str, float]]:
     curve: dict[int, dict[str, float]] = {}
     for key, e in setups.items():
         s = e["setup"]
-        plain = not s["bench_image"] and s.get("db_pool", True) and not s.get("access_log", False)
+        plain = (
+            not s["bench_image"]
+            and s.get("db_pool", True)
+            and not s.get("access_log", False)
+            and s.get("loop", "auto") == "auto"
+        )
         if e["via_nginx"] and s["server"] == "daphne" and plain:
             curve[e["web_concurrency"]] = {
                 "graphql_rps": e["graphql"]["rps"],

@@ -89,18 +89,34 @@ AllowForeign = Annotated[
 @backup_app.command("now")
 def backup_now(
     ctx: typer.Context,
-    kind: Annotated[Literal["db", "media", "all"], typer.Argument(help="What to back up.")] = "all",
+    kind: Annotated[
+        Literal["db", "media", "all", "pitr"],
+        typer.Argument(help="What to back up: db (pg_dump), media, all (both), or pitr (a pgBackRest backup)."),
+    ] = "all",
+    pitr_type: Annotated[
+        Literal["full", "diff", "incr"], typer.Option("--type", help="pitr: the pgBackRest backup's type.")
+    ] = "incr",
     project_dir: ProjectDir = None,
     env: BackupEnv = "prod",
     json_out: JsonFlag = False,
 ) -> None:
-    """Take a backup now: db (pg_dump), media (tar.gz of the media volume) or all."""
+    """Take a backup now: db (pg_dump), media (tar.gz of the media volume), all, or pitr
+    (pgBackRest: an incremental backup by default, in every repository)."""
     from dataclasses import asdict
 
     from stackctl.core import backup as core
 
     app = application(ctx)
     out = app.console
+    if kind == "pitr":
+        from stackctl.core import pitr
+
+        repos = pitr.pitr_backup(_stack(app, project_dir, env), pitr_type, report=out.progress_line)
+        if json_out:
+            out.json({"type": pitr_type, "repos": repos})
+            return
+        out.success(f"pgBackRest {pitr_type} backup taken in repo {', '.join(map(str, repos))}")
+        return
     results = core.backup_now(_stack(app, project_dir, env), kind, report=out.progress_line)
     if json_out:
         out.json([asdict(r) for r in results])
@@ -118,42 +134,80 @@ def backup_list(
     from dataclasses import asdict
 
     from stackctl.core import backup as core
+    from stackctl.core import pitr
 
     app = application(ctx)
     out = app.console
-    backups = core.list_backups(_stack(app, project_dir, env))
+    stack = _stack(app, project_dir, env)
+    backups = core.list_backups(stack)
+    physical = pitr.pitr_info(stack) if stack.config.backups.pitr_enabled else None
     if json_out:
-        out.json([asdict(b) for b in backups])
+        if physical is None:
+            out.json([asdict(b) for b in backups])
+        else:  # the logical dumps stay a list; pgBackRest's part is beside them
+            out.json({"backups": [asdict(b) for b in backups], "pitr": asdict(physical)})
         return
     states = {True: "ok", False: "MISMATCH", None: "no sidecar"}
-    rows = [(b.name, b.kind, size(b.bytes), f"{b.created:%Y-%m-%d %H:%M} UTC", states[b.sha256_ok]) for b in backups]
+    rows: list[tuple[str, str, str, str, str]] = [
+        (b.name, b.kind, size(b.bytes), f"{b.created:%Y-%m-%d %H:%M} UTC", states[b.sha256_ok]) for b in backups
+    ]
+    if physical is not None:
+        rows += [
+            (p.label, f"pitr {p.type}, repo {p.repo}", size(p.repo_bytes or 0), _utc(p.stop), "pgbackrest")
+            for p in physical.backups
+        ]
     out.table(("name", "kind", "size", "created", "checksum"), rows)
     if not backups:
-        out.info("no backups yet: `stackctl backup now` takes one")
+        out.info("no logical backups yet: `stackctl backup now` takes one")
+    if physical is not None:
+        out.data(pitr_window_line(physical))
 
 
 @backup_app.command("verify")
 def backup_verify(
     ctx: typer.Context,
-    file: AnyBackup,
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            help="A backup name (see `stackctl backup list`) or a host path; none: pgBackRest's repositories only.",
+            autocompletion=_backup_names(None),
+        ),
+    ] = None,
     age_identity: Identity = None,
     project_dir: ProjectDir = None,
     env: BackupEnv = "prod",
     json_out: JsonFlag = False,
 ) -> None:
-    """Verify a backup: checksum, then restore it into a scratch database and count (media: list it)."""
+    """Verify a backup: checksum, then restore it into a scratch database and count (media: list it).
+
+    With point-in-time recovery on, pgBackRest's check (WAL reaches every repository) and
+    verify (every file in them is sound) run too.
+    """
     from dataclasses import asdict
 
     from stackctl.core import backup as core
+    from stackctl.core import pitr
 
     app = application(ctx)
     out = app.console
-    result = core.verify_backup(_stack(app, project_dir, env), file, identity=age_identity)
+    stack = _stack(app, project_dir, env)
+    if file is None and not stack.config.backups.pitr_enabled:
+        raise typer.BadParameter("give a backup to verify (see `stackctl backup list`)")
+    result = core.verify_backup(stack, file, identity=age_identity) if file is not None else None
+    repos = pitr.check_repositories(stack, report=out.progress_line) if stack.config.backups.pitr_enabled else None
     if json_out:
-        out.json(asdict(result))
+        payload = asdict(result) if result is not None else {}
+        if repos is not None:
+            payload["pgbackrest"] = asdict(repos)
+        out.json(payload)
         return
-    content = f"{result.files} files" if result.kind == "media" else f"{result.tables} tables, {result.rows} rows"
-    out.success(f"{result.name}: checksum {result.checksum}, {content} ({result.seconds:.1f}s)")
+    if result is not None:
+        content = f"{result.files} files" if result.kind == "media" else f"{result.tables} tables, {result.rows} rows"
+        out.success(f"{result.name}: checksum {result.checksum}, {content} ({result.seconds:.1f}s)")
+    if repos is not None:
+        out.success(
+            f"pgBackRest: check and verify passed, repo {', '.join(map(str, repos.verified))} ({repos.seconds:.1f}s)"
+        )
 
 
 @backup_app.command("prune")
@@ -242,10 +296,40 @@ def _restore(
         out.warning(f"the previous database is kept as {result.old_database}")
 
 
+def _utc(iso: str | None) -> str:
+    return f"{iso[:10]} {iso[11:16]} UTC" if iso else "?"
+
+
+def pitr_window_line(info: object) -> str:
+    """The recoverable window, for `backup list` and `status`."""
+    window = getattr(info, "window", None)
+    if window is None:
+        return "recoverable window (pgBackRest): none yet, no physical backup"
+    return f"recoverable window (pgBackRest): {window.start} to {window.end} (last archived WAL), `restore db --to`"
+
+
 @restore_app.command("db")
 def restore_db(
     ctx: typer.Context,
-    file: DbBackup,
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            help="A backup name (see `stackctl backup list`) or a host path; or none, with --to.",
+            autocompletion=_backup_names("db"),
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="latest|TIME",
+            help="Point-in-time recovery with pgBackRest: the whole cluster to `latest` or to a time "
+            'with its zone ("2026-12-01T10:00:00Z").',
+        ),
+    ] = None,
+    repo: Annotated[
+        int | None, typer.Option("--repo", help="--to: recover from this pgBackRest repository only (1 or 2).")
+    ] = None,
     yes: YesFlag = False,
     age_identity: Identity = None,
     no_checksum: NoChecksum = False,
@@ -259,7 +343,27 @@ def restore_db(
 
     FILE is a pg_dump archive (custom, tar or directory format) or plain SQL, maybe gzipped
     (.sql.gz); one from elsewhere, without a .sha256 sidecar, needs --no-checksum.
+
+    --to recovers the whole cluster instead, from pgBackRest's backups and WAL archive (delta
+    restore), after recording a safety point; a time outside the recoverable window is refused.
     """
+    if (file is None) == (to is None):
+        raise typer.BadParameter("give either a backup FILE or --to latest|TIME (not both)")
+    if to is not None:
+        _restore_to(
+            application(ctx),
+            to,
+            repo=repo,
+            yes=yes,
+            timeout=timeout,
+            project_dir=project_dir,
+            env=env,
+            json_out=json_out,
+        )
+        return
+    if repo is not None:
+        raise typer.BadParameter("--repo goes with --to")
+    assert file is not None
     _restore(
         application(ctx),
         "db",
@@ -273,6 +377,39 @@ def restore_db(
         no_checksum=no_checksum,
         allow_foreign=allow_foreign,
     )
+
+
+def _restore_to(
+    app: Application,
+    to: str,
+    *,
+    repo: int | None,
+    yes: bool,
+    timeout: int,
+    project_dir: Path | None,
+    env: str,
+    json_out: bool,
+) -> None:
+    from dataclasses import asdict
+
+    from stackctl.core import pitr
+
+    out = app.console
+    result = pitr.restore_to(
+        _stack(app, project_dir, env),
+        to,
+        confirm=lambda question: app.confirm(question, yes=yes),
+        report=out.progress_line,
+        repo=repo,
+        timeout=max(timeout, 300),
+    )
+    if json_out:
+        out.json(asdict(result))
+        return
+    out.success(
+        f"recovered to {result.target} in {result.seconds:.0f}s (pgBackRest's restore {result.restore_seconds:.1f}s)"
+    )
+    out.data(f"safety point: {result.safety_point} at {result.safety_time} (`--to {result.safety_time}` returns to it)")
 
 
 @restore_app.command("media")

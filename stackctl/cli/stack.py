@@ -100,6 +100,13 @@ def _schedule_lines(schedule: BackupSchedule) -> list[str]:
             )
     if schedule.certificate is not None:
         lines.append(certificate_line(schedule.certificate))
+    if schedule.pitr_window is not None:
+        window = schedule.pitr_window
+        last = schedule.pitr_last_backup or {}
+        state = "" if last.get("ok", True) else f"; LAST BACKUP FAILED: {last.get('error') or '?'}"
+        lines.append(
+            f"recoverable window (pgBackRest): {window.get('start')} to {window.get('end')} (`restore db --to`){state}"
+        )
     return lines
 
 

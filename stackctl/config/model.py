@@ -31,10 +31,13 @@ from stackctl.config.fields import (
 )
 from stackctl.config.profile import Environment
 from stackctl.config.webimage import (
+    ASGI_SERVERS,
     FALLBACK_ASGI_APPLICATION,
     OVERLAY_MODULE,
+    AsgiServer,
     WebImage,
     dependency_install,
+    stack_packages,
 )
 
 
@@ -108,6 +111,10 @@ class DjangoGroup(Group):
         "config.asgi:application",
         doc=f"The ASGI application daphne serves; {FALLBACK_ASGI_APPLICATION} when the project has no asgi.py (the image's own).",
     )
+    asgi_server: AsgiServer = var(
+        "daphne",
+        doc="The ASGI server of the web container: daphne (the default) or granian (an HTTP server written in Rust), which the image then installs, pinned, unless the project lists it. Either runs WEB_CONCURRENCY processes on the same unix sockets behind nginx; the README's benchmarks compare them.",
+    )
     django_secret_key: SecretStr = var(
         doc="Django SECRET_KEY. At least 50 random characters in prod.",
         example="change-me-to-50-or-more-random-characters",
@@ -164,6 +171,17 @@ class DjangoGroup(Group):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("asgi_server", mode="before")
+    @classmethod
+    def _known_server(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in ASGI_SERVERS:
+                raise ValueError(
+                    f"must be daphne (the default) or granian, not {value!r}: set ASGI_SERVER=daphne or ASGI_SERVER=granian"
+                )
+        return value
 
 
 def _url_safe_secret(value: SecretStr | None) -> SecretStr | None:
@@ -610,6 +628,96 @@ class BackupsGroup(Group):
         doc="The backup scheduler stops a job (dump, archive, off-site copy) that runs longer than this, so a hung one never blocks the next runs.",
     )
 
+    pitr_enabled: bool = var(
+        True,
+        doc="Prod: point-in-time recovery with pgBackRest. db archives its WAL continuously into a pgBackRest repository (the pgbackrest_repo volume) and the pgbackrest service takes full and differential backups; `stackctl restore db --to latest|TIME` recovers the cluster to a moment.",
+    )
+    pitr_archive_timeout: int = var(
+        60,
+        doc="Seconds after which db switches to a new WAL segment so that it is archived: at most this long of commits is only in db's volume (10-3600).",
+    )
+    pitr_full_cron: Cron = var("30 1 * * 0", doc="When pgBackRest takes a full backup (5-field cron, UTC).")
+    pitr_diff_cron: Cron = var(
+        "30 1 * * 1-6", doc="When pgBackRest takes a differential backup (changes since the last full)."
+    )
+    pitr_retention_full: int = var(
+        2,
+        doc="Full backups pgBackRest keeps per repository, with their differentials and the WAL to recover past them (its repo-retention-full).",
+    )
+    pitr_repo2_type: Literal["none", "sftp", "s3"] = var(
+        "none",
+        doc="A second pgBackRest repository off the box: sftp (an SSH server) or s3 (any S3-compatible store). It gets every WAL segment and every backup, encrypted with PITR_REPO2_CIPHER_PASS.",
+    )
+    pitr_repo2_path: str = var("/pgbackrest", doc="The repository's path on the SFTP server, or in the S3 bucket.")
+    pitr_repo2_cipher_pass: SecretStr | None = var(
+        None,
+        doc="The second repository's encryption passphrase (aes-256-cbc, pgBackRest's own cipher), 20 or more characters; keep a copy off the box: without it that repository cannot be read.",
+        sensitive=True,
+        example="",
+    )
+    pitr_repo2_sftp_host: str | None = var(None, doc="sftp: the SSH server's host name or address.", example="")
+    pitr_repo2_sftp_port: int = var(22, doc="sftp: the SSH server's port.")
+    pitr_repo2_sftp_user: str | None = var(None, doc="sftp: the user pgBackRest logs in as.", example="")
+    pitr_repo2_sftp_private_key: str | None = var(
+        None,
+        doc="sftp: host path of the private key (no passphrase, PEM or OpenSSH format) the user logs in with; it travels in db's secrets volume, never a layer.",
+        example="",
+    )
+    pitr_repo2_sftp_known_hosts: str | None = var(
+        None,
+        doc="sftp: host path of a known_hosts file with the server's host key (`ssh-keyscan -p PORT HOST`); the key is checked strictly.",
+        example="",
+    )
+    pitr_repo2_s3_bucket: str | None = var(None, doc="s3: the bucket.", example="")
+    pitr_repo2_s3_endpoint: str | None = var(
+        None, doc="s3: the endpoint host (s3.amazonaws.com, or your store's).", example=""
+    )
+    pitr_repo2_s3_region: str = var("us-east-1", doc="s3: the region.")
+    pitr_repo2_s3_uri_style: Literal["host", "path"] = var(
+        "host", doc="s3: bucket in the host name (host) or in the path (path, most self-hosted stores)."
+    )
+    pitr_repo2_s3_key: SecretStr | None = var(None, doc="s3: the access key.", sensitive=True, example="")
+    pitr_repo2_s3_key_secret: SecretStr | None = var(None, doc="s3: the secret access key.", sensitive=True, example="")
+
+    @field_validator("pitr_archive_timeout")
+    @classmethod
+    def _archive_timeout(cls, value: int) -> int:
+        if not 10 <= value <= 3600:
+            raise ValueError("must be between 10 and 3600 seconds")
+        return value
+
+    @field_validator("pitr_retention_full")
+    @classmethod
+    def _retention_full(cls, value: int) -> int:
+        if not 1 <= value <= 999:
+            raise ValueError("must be between 1 and 999")
+        return value
+
+    @field_validator("pitr_repo2_sftp_port")
+    @classmethod
+    def _sftp_port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("port must be between 1 and 65535")
+        return value
+
+    @field_validator("pitr_repo2_path")
+    @classmethod
+    def _repo_path(cls, value: str) -> str:
+        if not value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("must be an absolute path (e.g. /pgbackrest)")
+        return value
+
+    @field_validator("pitr_repo2_cipher_pass")
+    @classmethod
+    def _cipher_pass(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (len(value.get_secret_value()) < 20 or "\n" in value.get_secret_value()):
+            raise ValueError("must be 20 or more characters on one line (e.g. from `openssl rand -base64 30`)")
+        return value
+
+    @property
+    def repo2(self) -> bool:
+        return self.pitr_repo2_type != "none"
+
     @field_validator("backup_age_recipients")
     @classmethod
     def _age(cls, value: list[str]) -> list[str]:
@@ -684,6 +792,7 @@ class StackConfig(BaseModel):
             settings_module=OVERLAY_MODULE if dj.django_settings_overlay else dj.django_settings_module,
             base_settings=dj.django_settings_module if dj.django_settings_overlay else None,
             install=dependency_install(dj.django_project_dir, dj.django_dependency_file, dj.django_dependency_includes),
+            packages=stack_packages(dj.asgi_server),
             stack_dir=dj.stack_dir,
         )
 

@@ -55,6 +55,8 @@ def cross_checks(cfg: StackConfig, file: str) -> list[ConfigProblem]:
                 hint="point it at the PEM file of the CA that signed the ACME server's HTTPS certificate, or remove it",
             )
         )
+    if cfg.profile != "dev":
+        problems.extend(pitr_policy(cfg, file))
     db = cfg.database
     if db.database_url is not None:
         url = urlsplit(db.database_url.get_secret_value())
@@ -216,6 +218,69 @@ def acme_policy(cfg: StackConfig, file: str) -> list[ConfigProblem]:
                 severity="warning",
             )
         )
+    return problems
+
+
+def pitr_policy(cfg: StackConfig, file: str) -> list[ConfigProblem]:
+    """What a second pgBackRest repository (PITR_REPO2_TYPE) needs: every part of its address,
+    its credentials and its passphrase; the host files it names must exist."""
+    bk = cfg.backups
+    if not (bk.pitr_enabled and bk.repo2):
+        return []
+    problems: list[ConfigProblem] = []
+
+    def need(variable: str, value: object, hint: str) -> None:
+        if value in (None, ""):
+            problems.append(
+                ConfigProblem(
+                    file,
+                    variable,
+                    "Backups",
+                    f"is required with PITR_REPO2_TYPE={bk.pitr_repo2_type}",
+                    hint=hint,
+                )
+            )
+
+    need(
+        "PITR_REPO2_CIPHER_PASS",
+        bk.pitr_repo2_cipher_pass,
+        "set a passphrase of 20+ characters (`openssl rand -base64 30`) and keep a copy off the box",
+    )
+    if bk.pitr_repo2_type == "sftp":
+        need("PITR_REPO2_SFTP_HOST", bk.pitr_repo2_sftp_host, "set the SSH server's host name")
+        need("PITR_REPO2_SFTP_USER", bk.pitr_repo2_sftp_user, "set the user pgBackRest logs in as")
+        need("PITR_REPO2_SFTP_PRIVATE_KEY", bk.pitr_repo2_sftp_private_key, "point it at the private key file")
+        need(
+            "PITR_REPO2_SFTP_KNOWN_HOSTS",
+            bk.pitr_repo2_sftp_known_hosts,
+            "write the server's host key into a file (`ssh-keyscan -p PORT HOST > known_hosts`) and point it there",
+        )
+        for variable, value in (
+            ("PITR_REPO2_SFTP_PRIVATE_KEY", bk.pitr_repo2_sftp_private_key),
+            ("PITR_REPO2_SFTP_KNOWN_HOSTS", bk.pitr_repo2_sftp_known_hosts),
+        ):
+            if value and not (Path(file).parent / value).is_file():
+                problems.append(
+                    ConfigProblem(
+                        file, variable, "Backups", "file not found", value=value, hint="point it at an existing file"
+                    )
+                )
+        if "bookworm" in cfg.images.postgres_image:
+            problems.append(
+                ConfigProblem(
+                    file,
+                    "PITR_REPO2_TYPE",
+                    "Backups",
+                    "bookworm's pgBackRest (2.45) has no SFTP repositories (they came in 2.46)",
+                    value="sftp",
+                    hint="use a trixie POSTGRES_IMAGE (pgBackRest 2.55), or PITR_REPO2_TYPE=s3",
+                )
+            )
+    else:
+        need("PITR_REPO2_S3_BUCKET", bk.pitr_repo2_s3_bucket, "set the bucket's name")
+        need("PITR_REPO2_S3_ENDPOINT", bk.pitr_repo2_s3_endpoint, "set the endpoint host, e.g. s3.amazonaws.com")
+        need("PITR_REPO2_S3_KEY", bk.pitr_repo2_s3_key, "set the access key")
+        need("PITR_REPO2_S3_KEY_SECRET", bk.pitr_repo2_s3_key_secret, "set the secret access key")
     return problems
 
 

@@ -401,6 +401,8 @@ class BackupSchedule:
     media: ScheduleEntry | None = None
     error: str | None = None
     certificate: CertStatus | None = None  # TLS_CERT_SOURCE=acme: its health is the backup service's too
+    pitr_window: dict[str, str] | None = None  # PITR_ENABLED: pgBackRest's recoverable window {start, end}
+    pitr_last_backup: dict[str, Any] | None = None  # the pgbackrest service's last backup {type, ok, at, error}
 
 
 def _report_from_health_log(status: StackStatus | None) -> dict[str, Any] | None:
@@ -438,11 +440,17 @@ def backup_status(stack: StackView, status: StackStatus | None = None) -> Backup
     from stackctl.core.certs import CertStatus
 
     certificate = report.get("certificate")
+    pitr = status.running("pgbackrest") if status else None
+    pitr_report = last_json(pitr.health_output or "") if pitr else {}
+    window = pitr_report.get("window")
+    last = pitr_report.get("last")
     return BackupSchedule(
         healthy=bool(report.get("healthy")),
         db=entries["db"],
         media=entries["media"],
         certificate=CertStatus.of(certificate) if isinstance(certificate, dict) else None,
+        pitr_window=window if isinstance(window, dict) else None,
+        pitr_last_backup=last if isinstance(last, dict) else None,
     )
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from stackctl.config import StackConfig
 from stackctl.core.progress import Report, quiet
-from stackctl.core.secretfiles import secret_values
+from stackctl.core.secretfiles import pgbackrest_secret_conf, secret_values
 from stackctl.errors import ConfigError, ConfigProblem, DockerCommandError, stderr_tail
 
 if TYPE_CHECKING:
@@ -100,6 +100,19 @@ def config_volumes(config: StackConfig, root: Path) -> list[ConfigVolume]:
         )
         for service, (names, gid) in SERVICE_SECRETS.items()
     ]
+    bk = config.backups
+    if bk.pitr_enabled:
+        # pgBackRest's secret options, and with an SFTP repository its key and known_hosts:
+        # db (archive-push) and the pgbackrest service both mount db_secrets.
+        extra = [VolumeFile("pgbackrest.conf", pgbackrest_secret_conf(config).encode(), 0o440)]
+        if bk.pitr_repo2_type == "sftp" and bk.pitr_repo2_sftp_private_key and bk.pitr_repo2_sftp_known_hosts:
+            for name, variable, value in (
+                ("pitr_repo2_key", "PITR_REPO2_SFTP_PRIVATE_KEY", bk.pitr_repo2_sftp_private_key),
+                ("pitr_repo2_known_hosts", "PITR_REPO2_SFTP_KNOWN_HOSTS", bk.pitr_repo2_sftp_known_hosts),
+            ):
+                extra.append(VolumeFile(name, _read_file(root, value, variable, config), 0o440))
+        db_volume = next(v for v in volumes if v.service == "db")
+        volumes[volumes.index(db_volume)] = replace(db_volume, files=(*db_volume.files, *extra))
     ngx = config.nginx
     if ngx.acme and ngx.acme_ca_bundle:
         bundle = _read_file(root, ngx.acme_ca_bundle, "ACME_CA_BUNDLE", config)
@@ -137,11 +150,15 @@ def _read_file(root: Path, value: str, variable: str, config: StackConfig) -> by
         problem = ConfigProblem(
             file=config.environment.env_file,
             variable=variable,
-            group="Nginx/TLS",
+            group="Backups" if variable.startswith("PITR_") else "Nginx/TLS",
             message=f"{path} cannot be read ({exc.strerror or exc})",
             value=value,
-            hint=f"put the PEM file there, point {variable} at it"
-            + (", or remove it" if variable == "ACME_CA_BUNDLE" else ", or set USE_TLS=false"),
+            hint=(
+                f"put the file there, point {variable} at it, or set PITR_REPO2_TYPE=none"
+                if variable.startswith("PITR_")
+                else f"put the PEM file there, point {variable} at it"
+                + (", or remove it" if variable == "ACME_CA_BUNDLE" else ", or set USE_TLS=false")
+            ),
         )
         raise ConfigError([problem]) from None
 

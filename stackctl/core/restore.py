@@ -33,7 +33,7 @@ from stackctl.core.stack import Stack
 from stackctl.errors import BackupError, RestoreError, StackctlError
 
 # Services that do not write app data; every other running service is stopped meanwhile.
-NOT_WRITERS = frozenset({"db", "redis", "nginx", SERVICE})
+NOT_WRITERS = frozenset({"db", "redis", "nginx", SERVICE, "pgbackrest"})
 SAFETY_LABEL = "pre-restore"
 
 

@@ -83,3 +83,23 @@ def secret_values(config: StackConfig) -> dict[str, str]:
         "email_pass": text(email.email_pass),
         "sentry_dsn": text(config.django.sentry_dsn),
     }
+
+
+def pgbackrest_secret_conf(config: StackConfig) -> str:
+    """pgBackRest's options that are secrets (PITR_REPO2_*): a config file in db's secrets
+    volume (PGBACKREST_CONFIG), read by db's archive-push and the pgbackrest service; every
+    other option is a PGBACKREST_* variable of the compose file. `[global]` alone without a
+    second repository."""
+    bk = config.backups
+    lines = ["[global]"]
+    if bk.pitr_enabled and bk.repo2:
+        if bk.pitr_repo2_cipher_pass is not None:
+            lines.append(f"repo2-cipher-pass={bk.pitr_repo2_cipher_pass.get_secret_value()}")
+        if bk.pitr_repo2_type == "s3":
+            for option, value in (
+                ("repo2-s3-key", bk.pitr_repo2_s3_key),
+                ("repo2-s3-key-secret", bk.pitr_repo2_s3_key_secret),
+            ):
+                if value is not None:
+                    lines.append(f"{option}={value.get_secret_value()}")
+    return "\n".join(lines) + "\n"

@@ -42,6 +42,7 @@ def test_the_backup_folder_is_complete_and_modes_are_right(backup_dir: Path) -> 
     files = {p.name: p.stat().st_mode & 0o777 for p in backup_dir.iterdir()}
     assert set(files) == {"Dockerfile", *SCRIPTS}
     assert files.pop("Dockerfile") == 0o644
+    assert files.pop("Dockerfile.db") == 0o644  # db's image (pgBackRest added)
     assert set(files.values()) == {0o755}
 
 

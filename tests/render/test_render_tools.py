@@ -226,7 +226,7 @@ def test_compose_config_prod_merge_needs_no_dot_env(
     cfg = load_fixture(case.env, "prod", tmp_path)
     config = compose_config(docker_compose, root, PROD_FILES, ".env.prod")
     services = config["services"]
-    assert set(services) == {"web", "db", "redis", "nginx", "backup"}
+    assert set(services) == {"web", "db", "redis", "nginx", "backup", "pgbackrest"}
     for name, service in services.items():
         assert service["restart"] == "unless-stopped", name
         assert service["logging"]["driver"] == "json-file", name

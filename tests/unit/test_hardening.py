@@ -24,7 +24,7 @@ from stackctl.errors import ConfigError, DockerCommandError, StackctlError
 from tests.render.stackfiles import compose_config, load_fixture, missing, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("web", "db", "redis", "nginx", "backup")
+SERVICES = ("web", "db", "redis", "nginx", "backup", "pgbackrest")
 # Each capability added back, with the service that proves it needs it (see the template's comments).
 ADDED_BACK = {"nginx": {"CHOWN", "SETUID", "SETGID"}, "backup": {"CHOWN", "DAC_OVERRIDE", "FOWNER"}}
 SENSITIVE = sorted(name for name in variable_names() if is_sensitive(name))
@@ -137,17 +137,19 @@ def test_each_secret_goes_only_to_the_services_that_read_it(
         "redis": [("redis_secrets", True)],
         "nginx": [],
         "backup": [("backup_secrets", True)],
+        # pgBackRest's secret options (PITR_REPO2_*) are db's too: archive-push reads them
+        "pgbackrest": [("db_secrets", True)],
     }
     # what each volume holds: only what its service reads
     held = {v.service: {f.name for f in v.files} for v in config_volumes(cfg, tmp_path) if v.target == SECRETS_TARGET}
     assert held == {
         "web": {"django_secret_key", "db_app_password", "redis_password"}
         | {"database_url", "email_url", "email_pass", "sentry_dsn"},
-        "db": {"postgres_password", "db_app_password"},
+        "db": {"postgres_password", "db_app_password", "pgbackrest.conf"},
         "redis": {"redis_password"},
         "backup": {"postgres_password"},
     }
-    assert set().union(*held.values()) == {s.name for s in SECRETS}  # every secret is used
+    assert set().union(*held.values()) - {"pgbackrest.conf"} == {s.name for s in SECRETS}  # every secret is used
     assert set(compose["secrets"]) == {"ca_bundle"}  # none is a file on the client
     # each read through VAR_FILE
     web = services["web"]["environment"]

@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""pitrctl.py: the pgbackrest service's main process and stackctl's door to pgBackRest.
+
+  serve                  create the stanza, take a first full backup in every repository
+                         that has none, then full and differential backups on PITR_FULL_CRON
+                         and PITR_DIFF_CRON (one at a time, never caught up), each repository
+                         in turn (PITR_REPOS)
+  health                 the healthcheck: its state as JSON; exit 1 until the stanza exists,
+                         or when the last backup failed
+  info [--repo N]        the backups and the recoverable window, as JSON
+  backup --type T        a backup now (full, diff or incr) in every repository, or --repo N
+  safety NAME            a safety point: pg_create_restore_point(NAME), then `pgbackrest
+                         check` (which switches WAL and waits until the segment is archived):
+                         every commit so far is then in the repositories
+  check | verify         pgBackRest's check (archiving works), verify (every file in the
+                         repositories is readable and sound)
+  restore --target T     (db stopped) pgBackRest's delta restore of PGDATA to T (`latest`:
+                         the end of the archive; else a time "YYYY-mm-dd HH:MM:SS.ffffff+00"),
+                         from --repo N or the best repository; postgres replays the WAL to T
+                         at its next start, then promotes
+
+pgBackRest does the work (WAL handling, backups, restores, retention, encryption); this only
+schedules it and reports JSON. Its options come from PGBACKREST_* variables and the secrets
+file PGBACKREST_CONFIG names (the compose file states them). It runs as postgres (uid 999):
+pgBackRest reads PGDATA and reaches postgres through the socket in /var/run/postgresql.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backupctl import UTC, iso, next_runs
+
+STATE = Path(os.environ.get("PITR_STATE", "/tmp/pitrctl-state.json"))
+SOCKET = os.environ.get("PGBACKREST_PG1_SOCKET_PATH", "/var/run/postgresql")
+EX_CONFIG = 78
+
+
+def log(text: str) -> None:
+    print(f"{iso(dt.datetime.now(UTC))} pitrctl: {text}", file=sys.stderr, flush=True)
+
+
+def repos() -> list[int]:
+    return [int(r) for r in os.environ.get("PITR_REPOS", "1").split()]
+
+
+def pgbackrest(args: Sequence[str], *, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """pgbackrest ARGS; its output captured (it never prints a secret)."""
+    return subprocess.run(["pgbackrest", *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def tail(text: str, lines: int = 6) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def psql(sql: str) -> str:
+    user = os.environ.get("PGBACKREST_PG1_USER", "postgres")
+    done = subprocess.run(
+        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", SOCKET, "-U", user, "-d", "postgres", "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(tail(done.stderr, 3) or f"psql exited {done.returncode}")
+    return done.stdout.strip()
+
+
+# -- state (for health) -----------------------------------------------------------------------
+def read_state() -> dict[str, Any]:
+    try:
+        value = json.loads(STATE.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def write_state(**changes: Any) -> None:
+    state = read_state()
+    state.update(changes)
+    temp = STATE.with_name(f".{STATE.name}.tmp")
+    temp.write_text(json.dumps(state))
+    temp.replace(STATE)
+
+
+# -- info and window --------------------------------------------------------------------------
+def _epoch(value: Any) -> str | None:
+    return iso(dt.datetime.fromtimestamp(value, UTC)) if isinstance(value, int | float) else None
+
+
+def info(repo: int | None = None) -> dict[str, Any]:
+    """The stanza's backups (per repository) and the recoverable window: from the end of the
+    oldest backup to the last archived WAL segment (pg_stat_archiver; the newest backup's end
+    when postgres cannot say)."""
+    done = pgbackrest(["info", "--output=json", *([f"--repo={repo}"] if repo else [])], timeout=120)
+    if done.returncode:
+        raise RuntimeError(tail(done.stderr or done.stdout) or f"pgbackrest info exited {done.returncode}")
+    stanzas = json.loads(done.stdout or "[]")
+    stanza = stanzas[0] if stanzas else {}
+    backups = [
+        {
+            "label": b.get("label"),
+            "type": b.get("type"),
+            "repo": (b.get("database") or {}).get("repo-key", 1),
+            "start": _epoch((b.get("timestamp") or {}).get("start")),
+            "stop": _epoch((b.get("timestamp") or {}).get("stop")),
+            "bytes": (b.get("info") or {}).get("size"),
+            "repo_bytes": ((b.get("info") or {}).get("repository") or {}).get("delta"),
+        }
+        for b in stanza.get("backup", [])
+    ]
+    last_archived: str | None = None
+    failed: str | None = None
+    try:
+        row = psql(
+            "SELECT coalesce(to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"
+            " coalesce(to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
+            " FROM pg_stat_archiver"
+        )
+        archived, failed_at = [*row.split("|"), ""][:2]
+        last_archived = archived or None
+        failed = failed_at or None
+    except (RuntimeError, subprocess.TimeoutExpired):
+        pass
+    status = stanza.get("status") or {}
+
+    def window(key: int | None) -> dict[str, Any] | None:
+        own = [b for b in backups if key is None or b["repo"] == key]
+        stops = sorted(b["stop"] for b in own if b["stop"])
+        if not stops:
+            return None
+        end = max(x for x in (stops[-1], last_archived) if x)
+        return {"start": stops[0], "end": end}
+
+    keys = sorted({b["repo"] for b in backups} | set([repo] if repo else repos()))
+    return {
+        "stanza": stanza.get("name"),
+        "status": status.get("message"),
+        "status_code": status.get("code"),
+        "backups": backups,
+        "last_archived": last_archived,
+        "last_archive_failure": failed,
+        "window": window(repo),
+        "repos": [
+            {"repo": key, "window": window(key), "backups": sum(b["repo"] == key for b in backups)} for key in keys
+        ],
+    }
+
+
+# -- jobs -------------------------------------------------------------------------------------
+def run_backup(kind: str, repo: int, timeout: float | None) -> tuple[bool, str]:
+    log(f"{kind} backup to repo{repo}: started")
+    started = time.monotonic()
+    try:
+        done = pgbackrest(["backup", f"--type={kind}", f"--repo={repo}"], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log(f"{kind} backup to repo{repo}: stopped after {timeout:.0f}s (BACKUP_JOB_TIMEOUT_SECONDS)")
+        return False, "timed out"
+    if done.returncode:
+        message = tail(done.stderr or done.stdout)
+        log(f"{kind} backup to repo{repo}: failed (exit {done.returncode})\n{message}")
+        return False, message
+    log(f"{kind} backup to repo{repo}: done in {time.monotonic() - started:.1f}s")
+    return True, ""
+
+
+def stanza_create(deadline: float) -> None:
+    """Until postgres answers (or the deadline): `pgbackrest stanza-create`, which does nothing
+    to a stanza that exists and matches."""
+    said = 0.0
+    while True:
+        done = pgbackrest(["stanza-create"], timeout=300)
+        if done.returncode == 0:
+            log("stanza main: ready")
+            return
+        error = tail(done.stderr or done.stdout)
+        if time.monotonic() > deadline:
+            raise RuntimeError(error)
+        write_state(ready=False, error=f"stanza-create failed (retrying): {error.splitlines()[-1:] or ''}")
+        if time.monotonic() - said > 30:  # the reason in the logs, which `up` shows when unhealthy
+            log(f"stanza-create failed, retrying:\n{error}")
+            said = time.monotonic()
+        time.sleep(2)
+
+
+def has_backup(repo: int) -> bool:
+    done = pgbackrest(["info", "--output=json", f"--repo={repo}"], timeout=120)
+    if done.returncode:
+        return False
+    stanzas = json.loads(done.stdout or "[]")
+    return bool(stanzas and stanzas[0].get("backup"))
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    raise Stop
+
+
+def serve() -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    timeout = float(os.environ.get("BACKUP_JOB_TIMEOUT_SECONDS", "21600"))
+    crons = {
+        "full": os.environ.get("PITR_FULL_CRON", "30 1 * * 0"),
+        "diff": os.environ.get("PITR_DIFF_CRON", "30 1 * * 1-6"),
+    }
+    write_state(ready=False, since=iso(dt.datetime.now(UTC)))
+    try:
+        try:
+            stanza_create(time.monotonic() + 600)
+        except RuntimeError as exc:
+            write_state(ready=False, error=f"stanza-create failed: {exc}")
+            log(f"stanza-create failed:\n{exc}")
+            while True:  # unhealthy, and says why, until restarted
+                time.sleep(3600)
+        write_state(ready=True, error=None)
+        for repo in repos():
+            if not has_backup(repo):
+                ok, message = run_backup("full", repo, timeout)
+                write_state(
+                    last={
+                        "type": "full",
+                        "repo": repo,
+                        "ok": ok,
+                        "at": iso(dt.datetime.now(UTC)),
+                        "error": message or None,
+                    }
+                )
+        now = dt.datetime.now(UTC)
+        due = {kind: next_runs(cron, now, 1)[0] for kind, cron in crons.items()}
+        write_state(next={kind: iso(when) for kind, when in due.items()})
+        refresh_window()
+        while True:
+            kind = min(due, key=lambda k: (due[k], k != "full"))
+            wait = (due[kind] - dt.datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                time.sleep(min(wait, 30))
+                refresh_window()
+                continue
+            # a full and a differential due at once: the full alone
+            now = dt.datetime.now(UTC)
+            for other in due:
+                if due[other] <= now:
+                    due[other] = next_runs(crons[other], now, 1)[0]
+            results = [run_backup(kind, repo, timeout) for repo in repos()]
+            failed = [m for ok, m in results if not ok]
+            write_state(
+                last={
+                    "type": kind,
+                    "ok": not failed,
+                    "at": iso(dt.datetime.now(UTC)),
+                    "error": failed[0] if failed else None,
+                },
+                next={k: iso(v) for k, v in due.items()},
+            )
+    except Stop:
+        log("stopping")
+        return 0
+
+
+def refresh_window() -> None:
+    """The recoverable window in the state (what `stackctl status` shows, from the health log)."""
+    try:
+        found = info()
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+        write_state(window=None, info_error=str(exc).splitlines()[-1:])
+        return
+    write_state(
+        window=found["window"],
+        last_archived=found["last_archived"],
+        last_archive_failure=found["last_archive_failure"],
+        info_error=None,
+    )
+
+
+def health() -> int:
+    state = read_state()
+    print(json.dumps(state))
+    if not state.get("ready"):
+        return 1
+    last = state.get("last") or {}
+    return 0 if last.get("ok", True) else 1
+
+
+def restore(target: str, repo: int | None) -> dict[str, Any]:
+    args = ["restore", "--delta"]
+    if target == "latest":  # to the end of the archive, then promote (postgres' default)
+        args.append("--type=default")
+    else:
+        args += ["--type=time", f"--target={target}", "--target-action=promote"]
+    if repo:
+        args.append(f"--repo={repo}")
+    started = time.monotonic()
+    done = pgbackrest(args)
+    if done.returncode:
+        raise RuntimeError(tail(done.stderr or done.stdout, 10) or f"pgbackrest restore exited {done.returncode}")
+    return {"target": target, "repo": repo, "seconds": round(time.monotonic() - started, 2)}
+
+
+def safety(name: str) -> dict[str, Any]:
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"a restore point's name is letters, digits, - and _: {name!r}")
+    lsn = psql(f"SELECT pg_create_restore_point('{name}')")
+    done = pgbackrest(["check"], timeout=300)
+    if done.returncode:
+        raise RuntimeError(tail(done.stderr or done.stdout))
+    return {"name": name, "lsn": lsn, "time": iso(dt.datetime.now(UTC))}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pitrctl.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve")
+    sub.add_parser("health")
+    p_info = sub.add_parser("info")
+    p_info.add_argument("--repo", type=int)
+    p_backup = sub.add_parser("backup")
+    p_backup.add_argument("--type", choices=("full", "diff", "incr"), default="incr")
+    p_backup.add_argument("--repo", type=int)
+    p_safety = sub.add_parser("safety")
+    p_safety.add_argument("name")
+    sub.add_parser("check")
+    sub.add_parser("verify")
+    p_restore = sub.add_parser("restore")
+    p_restore.add_argument("--target", required=True)
+    p_restore.add_argument("--repo", type=int)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve()
+    if args.command == "health":
+        return health()
+    try:
+        if args.command == "info":
+            payload: dict[str, Any] = info(args.repo)
+        elif args.command == "backup":
+            timeout = float(os.environ.get("BACKUP_JOB_TIMEOUT_SECONDS", "21600"))
+            results = []
+            for repo in [args.repo] if args.repo else repos():
+                ok, message = run_backup(args.type, repo, timeout)
+                if not ok:
+                    raise RuntimeError(f"{args.type} backup to repo{repo} failed: {message}")
+                results.append(repo)
+            payload = {"type": args.type, "repos": results}
+        elif args.command == "safety":
+            payload = safety(args.name)
+        elif args.command in ("check", "verify"):
+            started = time.monotonic()
+            checked = []
+            # check: every repository at once; verify: one at a time
+            for repo in repos() if args.command == "verify" else [0]:
+                done = pgbackrest([args.command, *([f"--repo={repo}"] if repo else [])], timeout=3600)
+                if done.returncode:
+                    where = f" (repo{repo})" if repo else ""
+                    raise RuntimeError(f"pgbackrest {args.command}{where} failed:\n{tail(done.stderr or done.stdout)}")
+                checked.extend([repo] if repo else repos())
+            payload = {"command": args.command, "repos": checked, "seconds": round(time.monotonic() - started, 2)}
+        else:
+            payload = restore(args.target, args.repo)
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+        print(f"pitrctl {args.command}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(payload))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""Point-in-time recovery of the prod stack's database with pgBackRest (PITR_ENABLED).
+
+db archives every WAL segment into pgBackRest's repositories (archive_command, at least every
+PITR_ARCHIVE_TIMEOUT seconds); the pgbackrest service takes the full and differential backups
+(backup/pitrctl.py). This module asks that service for the recoverable window, runs
+pgBackRest's check and verify, and restores the cluster to a moment:
+
+  parse and check the target against the window (refused, naming the window, before anything
+  changes) -> ask (`confirm`) -> the safety point: a named restore point, then `pgbackrest
+  check`, which switches WAL and waits until it is archived (db is started first if it is down,
+  after a crash say, so that its crash recovery brings back every commit still in its pg_wal):
+  every commit so far is then in the repositories, and the restore can reach it (`--to latest`)
+  -> stop every service that writes, then db -> pgBackRest's delta restore (a one-off container
+  of the pgbackrest service: files that already match are kept) -> start db, which replays the
+  WAL to the target and promotes -> start the rest and wait until healthy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from python_on_whales.exceptions import DockerException
+
+from stackctl.core.backup import SERVICE as BACKUP_SERVICE
+from stackctl.core.backup import last_json
+from stackctl.core.progress import Report, quiet
+from stackctl.core.stack import Stack, StackView
+from stackctl.errors import BackupError, RestoreError, StackctlError, stderr_tail
+
+SERVICE = "pgbackrest"
+UTC = dt.UTC
+
+
+@dataclass(frozen=True)
+class RecoveryWindow:
+    start: str  # ISO 8601 UTC: the end of the oldest backup
+    end: str  # the last archived WAL segment (or the newest backup's end)
+
+
+@dataclass(frozen=True)
+class PitrBackup:
+    label: str
+    type: str  # full, diff, incr
+    repo: int
+    start: str | None
+    stop: str | None
+    bytes: int | None  # the database's size
+    repo_bytes: int | None  # what it took in the repository
+
+
+@dataclass(frozen=True)
+class PitrInfo:
+    status: str | None  # pgBackRest's stanza status ("ok")
+    window: RecoveryWindow | None
+    last_archived: str | None
+    last_archive_failure: str | None
+    backups: list[PitrBackup] = field(default_factory=list)
+    repos: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PitrRestoreResult:
+    kind: str
+    target: str  # "latest" or the ISO time
+    repo: int | None
+    window: RecoveryWindow
+    safety_point: str  # the restore point's name
+    safety_time: str
+    restore_seconds: float  # pgBackRest's restore alone
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RepoCheck:
+    checked: list[int]
+    verified: list[int]
+    seconds: float
+
+
+def _require(stack: Stack, error: type[StackctlError] = BackupError) -> None:
+    if not stack.config.backups.pitr_enabled:
+        raise error(
+            f"point-in-time recovery is off for {stack.name} (PITR_ENABLED=false in {stack.env.env_file})",
+            hint=f"set PITR_ENABLED=true in {stack.env.env_file} and run `{stack.up_command}`",
+        )
+
+
+def _exec(stack: StackView, argv: list[str], *, what: str, error: type[StackctlError] = BackupError) -> dict[str, Any]:
+    if stack.status().running(SERVICE) is None:
+        raise error(f"the {SERVICE} service of {stack.name} is not running", hint=f"start it: {stack.up_command}")
+    try:
+        out = stack.client.compose.execute(SERVICE, argv, tty=False)
+    except DockerException as exc:
+        detail = stderr_tail(exc.stderr, lines=8)
+        raise error(f"{what} failed (exit {exc.return_code})\n{detail}".rstrip()) from None
+    return last_json(out or "")
+
+
+def _window(value: Any) -> RecoveryWindow | None:
+    if isinstance(value, dict) and value.get("start") and value.get("end"):
+        return RecoveryWindow(str(value["start"]), str(value["end"]))
+    return None
+
+
+def pitr_info(stack: StackView, *, repo: int | None = None, error: type[StackctlError] = BackupError) -> PitrInfo:
+    """The backups in pgBackRest's repositories and the recoverable window."""
+    payload = _exec(
+        stack, ["pitrctl.py", "info", *(["--repo", str(repo)] if repo else [])], what="pgbackrest info", error=error
+    )
+    return PitrInfo(
+        status=payload.get("status"),
+        window=_window(payload.get("window")),
+        last_archived=payload.get("last_archived"),
+        last_archive_failure=payload.get("last_archive_failure"),
+        backups=[
+            PitrBackup(
+                str(b.get("label")),
+                str(b.get("type")),
+                int(b.get("repo") or 1),
+                b.get("start"),
+                b.get("stop"),
+                b.get("bytes"),
+                b.get("repo_bytes"),
+            )
+            for b in payload.get("backups", [])
+        ],
+        repos=list(payload.get("repos", [])),
+    )
+
+
+def check_repositories(stack: Stack, report: Report = quiet) -> RepoCheck:
+    """pgBackRest's check (archiving reaches every repository) and verify (every file of every
+    repository is readable and matches its checksum)."""
+    _require(stack)
+    started = time.monotonic()
+    report("pgbackrest check: switching WAL and waiting until it is archived in every repository")
+    checked = _exec(stack, ["pitrctl.py", "check"], what="pgbackrest check")
+    report("pgbackrest verify: reading every backup and WAL file of the repositories")
+    verified = _exec(stack, ["pitrctl.py", "verify"], what="pgbackrest verify")
+    return RepoCheck(
+        list(checked.get("repos", [])), list(verified.get("repos", [])), round(time.monotonic() - started, 2)
+    )
+
+
+def pitr_backup(stack: Stack, kind: str, report: Report = quiet) -> list[int]:
+    """A pgBackRest backup now (full, diff or incr) in every repository."""
+    _require(stack)
+    report(f"pgbackrest: {kind} backup")
+    return list(
+        _exec(stack, ["pitrctl.py", "backup", "--type", kind], what=f"the {kind} pgBackRest backup").get("repos", [])
+    )
+
+
+def parse_target(text: str) -> dt.datetime | None:
+    """None for `latest`; else an aware time (a time zone is required: Z for UTC)."""
+    if text.strip().lower() == "latest":
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().replace(" ", "T", 1))
+    except ValueError:
+        raise RestoreError(
+            f"--to {text!r} is neither `latest` nor a time",
+            hint='give an ISO 8601 time with its zone, e.g. --to "2026-12-01T10:00:00Z"',
+        ) from None
+    if moment.tzinfo is None:
+        raise RestoreError(
+            f"--to {text!r} has no time zone", hint=f'add one, e.g. --to "{moment.isoformat()}Z" for UTC'
+        )
+    return moment.astimezone(UTC)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"
+
+
+def _parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def restore_to(
+    stack: Stack,
+    to: str,
+    *,
+    confirm: Callable[[str], None],
+    report: Report = quiet,
+    repo: int | None = None,
+    timeout: int = 300,
+) -> PitrRestoreResult:
+    """Recover the whole cluster to `to` (`latest`, or an ISO time with its zone)."""
+    from stackctl.core.restore import _start, running_writers
+
+    _require(stack, RestoreError)
+    started = time.monotonic()
+    target = parse_target(to)
+    if (repo is not None and repo not in (1, 2)) or (repo == 2 and not stack.config.backups.repo2):
+        raise RestoreError(
+            f"--repo {repo}: {stack.name} has no such pgBackRest repository",
+            hint="repo 1 is the pgbackrest_repo volume; repo 2 the off-site one (PITR_REPO2_TYPE)",
+        )
+    _running(stack, ["db", SERVICE], report, timeout)
+    info = pitr_info(stack, repo=repo, error=RestoreError)
+    if info.window is None:
+        raise RestoreError(
+            f"no pgBackRest backup of {stack.name} yet{f' in repo {repo}' if repo else ''}: nothing to recover from",
+            hint="the pgbackrest service takes a full backup when it starts; or run `stackctl backup now pitr`",
+        )
+    start = _parse_iso(info.window.start)
+    now = dt.datetime.now(UTC)
+    shown = f"the recoverable window is {info.window.start} to now"
+    if target is not None and target < start:
+        raise RestoreError(
+            f"--to {_iso(target)} is before the recoverable window: {shown} ({info.window.start} is the end of "
+            "the oldest backup); nothing was changed",
+            hint="pick a time inside the window (`stackctl backup list` shows it), or restore an older logical dump",
+        )
+    if target is not None and target > now:
+        raise RestoreError(
+            f"--to {_iso(target)} is in the future: {shown}; nothing was changed",
+            hint="pick a time inside the window, or --to latest",
+        )
+    label = "latest" if target is None else _iso(target)
+    writers = running_writers(stack)
+    stopped = [*writers, *([BACKUP_SERVICE] if stack.status().running(BACKUP_SERVICE) else [])]
+    confirm(
+        f"Recover the whole database cluster of {stack.name} to {label}"
+        f"{f' from repo {repo}' if repo else ''}? Every change after that moment is undone"
+        f" ({shown}; a safety point is recorded first; {', '.join([*stopped, SERVICE, 'db'])} are stopped meanwhile)"
+    )
+    name = f"stackctl-pre-restore-{now:%Y%m%dT%H%M%SZ}"
+    report(f"recording the safety point {name} and waiting until the WAL is archived")
+    point = _exec(stack, ["pitrctl.py", "safety", name], what="the safety point", error=RestoreError)
+    window = RecoveryWindow(info.window.start, str(point.get("time") or _iso(now)))
+    report(f"stopping {', '.join([*stopped, SERVICE, 'db'])}")
+    try:
+        if stopped:
+            stack.client.compose.stop(stopped)
+        stack.client.compose.stop([SERVICE, "db"])
+    except DockerException as exc:
+        _start(stack, ["db", SERVICE, *stopped], report, timeout, best_effort=True)
+        raise RestoreError(f"could not stop the services (exit {exc.return_code}); nothing was restored") from None
+    report(f"pgbackrest restore --delta to {label}")
+    argv = ["pitrctl.py", "restore", "--target", "latest" if target is None else _pg_time(target)]
+    try:
+        out = stack.client.compose.run(
+            SERVICE, [*argv, *(["--repo", str(repo)] if repo else [])], remove=True, dependencies=False, tty=False
+        )
+    except DockerException as exc:
+        detail = stderr_tail(exc.stderr, lines=10)
+        _start(stack, ["db", SERVICE, *stopped], report, timeout, best_effort=True)
+        raise RestoreError(
+            f"pgBackRest's restore failed (exit {exc.return_code})\n{detail}".rstrip(),
+            hint=f"db was started again on what is in its volume; the safety point {name} is in the archive",
+        ) from None
+    restored = last_json(str(out or ""))
+    report("starting db: it replays the WAL to the target, then promotes")
+    _start(stack, ["db"], report, timeout)
+    _wait_promoted(stack, timeout)
+    _start(stack, [SERVICE, *stopped], report, timeout)
+    return PitrRestoreResult(
+        kind="db",
+        target=label,
+        repo=repo,
+        window=window,
+        safety_point=name,
+        safety_time=window.end,
+        restore_seconds=float(restored.get("seconds") or 0),
+        seconds=round(time.monotonic() - started, 1),
+    )
+
+
+def _pg_time(moment: dt.datetime) -> str:
+    """pgBackRest's --target for --type=time: PostgreSQL's timestamptz input."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def _running(stack: Stack, services: list[str], report: Report, timeout: int) -> None:
+    """Start those of `services` that are down (db after a crash: its own crash recovery runs)."""
+    from stackctl.core.restore import _start
+
+    status = stack.status()
+    down = [s for s in services if status.running(s) is None]
+    if down:
+        report(f"{', '.join(down)} not running: starting {'them' if len(down) > 1 else 'it'} first")
+        try:
+            _start(stack, down, report, timeout)
+        except StackctlError as exc:
+            raise RestoreError(
+                f"{', '.join(down)} could not be started, so no safety point can be recorded; nothing was changed\n"
+                f"{exc.message}",
+                hint="see `stackctl logs --prod db`",
+            ) from None
+
+
+def _wait_promoted(stack: Stack, timeout: int) -> None:
+    """Until postgres has reached the target and left recovery (pg_is_in_recovery() false)."""
+    user = stack.config.database.postgres_user
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out = stack.client.compose.execute(
+                "db", ["psql", "-X", "-At", "-U", user, "-d", "postgres", "-c", "SELECT pg_is_in_recovery()"], tty=False
+            )
+            if str(out).strip() == "f":
+                return
+        except DockerException:
+            if stack.status().running("db") is None:
+                raise RestoreError(
+                    "db stopped during the recovery\n" + stack.tail_logs("db"),
+                    hint="the target may not be reachable from the backups; see `stackctl logs --prod db`",
+                ) from None
+        if time.monotonic() > deadline:
+            raise RestoreError(f"db was still recovering after {timeout}s", hint="see `stackctl logs --prod db`")
+        time.sleep(1)

@@ -1,0 +1,179 @@
+"""Point-in-time recovery with pgBackRest on a real prod stack: db archives its WAL into the
+pgbackrest_repo volume and, through SFTP, into an encrypted second repository on a real sshd
+(Debian's openssh-server in a container on the stack's network); restores go to a moment, to
+the latest commit after a `kill -9` of db, and from the second repository alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from python_on_whales import DockerClient
+
+from tests.e2e.sftpserver import SftpServer, sftp_on
+from tests.e2e.stackenv import Proj, containers, make_project, remove_built_images
+
+pytestmark = pytest.mark.engine
+CIPHER = "a-test-passphrase-of-thirty-chars"
+
+
+@dataclass
+class Site:
+    proj: Proj
+    sftp: SftpServer
+
+    def sql(self, query: str) -> str:
+        db = containers(self.proj, "db")[0]
+        done = subprocess.run(
+            ["docker", "exec", db.name, "psql", "-XAt", "-v", "ON_ERROR_STOP=1", "-U", "django", "-d", "django",
+             "-c", query],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def ids(self) -> list[int]:
+        return [int(x) for x in self.sql("SELECT id FROM pitr_probe ORDER BY id").split()]
+
+    def info(self) -> dict:
+        proc = self.proj.stackctl("backup", "list", "--json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads(proc.stdout)["pitr"]
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("pitr")
+    proj = make_project(
+        tmp,
+        prod=True,
+        extra={
+            "PITR_REPO2_TYPE": "sftp",
+            "PITR_REPO2_SFTP_HOST": "sftp",
+            "PITR_REPO2_SFTP_USER": "pgbackrest",
+            "PITR_REPO2_SFTP_PRIVATE_KEY": "./sftp_key",
+            "PITR_REPO2_SFTP_KNOWN_HOSTS": "./sftp_known_hosts",
+            "PITR_REPO2_PATH": "/home/pgbackrest/repo",
+            "PITR_REPO2_CIPHER_PASS": CIPHER,
+        },
+    )
+    docker = DockerClient()
+    network = f"{proj.name}_default"  # made first, with compose's labels, for sshd to join
+    docker.network.create(
+        network, labels={"com.docker.compose.project": proj.name, "com.docker.compose.network": "default"}
+    )
+    try:
+        with sftp_on(network, workdir=tmp) as sftp:
+            (proj.root / "sftp_key").write_bytes(sftp.private_key.read_bytes())
+            (proj.root / "sftp_known_hosts").write_bytes(sftp.known_hosts.read_bytes())
+            made = Site(proj, sftp)
+            try:
+                proc = proj.stackctl("up", timeout=900)
+                assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+                # the first full backups (both repositories), taken when the pgbackrest service starts
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline:
+                    repos = {r["repo"]: r["backups"] for r in made.info()["repos"]}
+                    if repos.get(1) and repos.get(2):
+                        break
+                    time.sleep(3)
+                else:
+                    pytest.fail(f"no first full backup in both repositories: {made.info()}")
+                made.sql("CREATE TABLE pitr_probe (id int PRIMARY KEY, at timestamptz DEFAULT now())")
+                yield made
+            finally:
+                proj.stackctl("down", "--volumes", "--yes")
+    finally:
+        if docker.network.exists(network):
+            docker.network.remove(network)
+        remove_built_images(proj.name)
+
+
+def test_the_window_and_both_repositories_are_listed(site: Site) -> None:
+    info = site.info()
+    assert info["status"] == "ok"
+    assert {b["repo"] for b in info["backups"]} == {1, 2}
+    assert info["window"]["start"] <= info["window"]["end"]
+    text = site.proj.stackctl("backup", "list")
+    assert "recoverable window (pgBackRest)" in text.stdout
+    status = site.proj.stackctl("status")
+    assert "recoverable window" in status.stdout, status.stdout
+
+
+def test_a_moment_between_t1_and_t2_gives_t1s_rows_and_not_t2s(site: Site) -> None:
+    site.sql("INSERT INTO pitr_probe (id) VALUES (1), (2)")  # t1
+    time.sleep(1.5)
+    between = _utc_now()
+    time.sleep(1.5)
+    site.sql("INSERT INTO pitr_probe (id) VALUES (3)")  # t2
+    site.sql("UPDATE pitr_probe SET at = now() WHERE id = 1")  # t2 as well
+    web_before = containers(site.proj, "web")[0].id
+    proc = site.proj.stackctl("restore", "db", "--to", between, "--yes", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["safety_point"].startswith("stackctl-pre-restore-")
+    assert site.ids() == [1, 2]
+    assert site.proj.wait_healthy(120)
+    # web was stopped and started again, not recreated; it serves the restored database
+    assert containers(site.proj, "web")[0].id == web_before
+    assert site.proj.gql("{ notes(limit: 1) { id } }") is not None
+
+
+def test_latest_after_kill_9_loses_no_committed_row(site: Site) -> None:
+    before = site.ids()
+    site.sql("INSERT INTO pitr_probe (id) VALUES (10), (11)")
+    # committed, not yet archived (PITR_ARCHIVE_TIMEOUT is 60 s): only in db's pg_wal
+    db = containers(site.proj, "db")[0]
+    DockerClient().container.kill(db.name, signal="KILL")
+    proc = site.proj.stackctl("restore", "db", "--to", "latest", "--yes", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert site.ids() == [*before, 10, 11]
+    assert site.proj.wait_healthy(120)
+
+
+def test_a_target_outside_the_window_is_refused_with_nothing_changed(site: Site) -> None:
+    rows = site.ids()
+    started = {c.name: c.state.started_at for c in DockerClient().container.list(
+        filters=[("label", f"com.docker.compose.project={site.proj.name}")])}  # fmt: skip
+    start = site.info()["window"]["start"]
+    for target in ("2020-01-01T00:00:00Z", "2999-01-01T00:00:00Z"):
+        proc = site.proj.stackctl("restore", "db", "--to", target, "--yes")
+        assert proc.returncode == 7, proc.stdout + proc.stderr
+        assert "nothing was changed" in proc.stderr
+        assert "recoverable window" in proc.stderr and start in proc.stderr
+    proc = site.proj.stackctl("restore", "db", "--to", "2026-12-01 10:00", "--yes")
+    assert proc.returncode == 7 and "no time zone" in proc.stderr
+    assert site.ids() == rows
+    after = {c.name: c.state.started_at for c in DockerClient().container.list(
+        filters=[("label", f"com.docker.compose.project={site.proj.name}")])}  # fmt: skip
+    assert after == started  # nothing stopped, nothing restarted
+
+
+def test_the_offsite_repository_is_encrypted_verified_and_restores_alone(site: Site) -> None:
+    files = site.sftp.files()
+    assert any("/archive/main/" in f for f in files) and any("/backup/main/" in f for f in files)
+    info_file = next(f for f in files if f.endswith("/backup/main/backup.info"))
+    assert site.sftp.read(info_file).startswith(b"Salted__")  # pgBackRest's aes-256-cbc
+    proc = site.proj.stackctl("backup", "verify", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["pgbackrest"]["verified"] == [1, 2]
+
+    site.sql("INSERT INTO pitr_probe (id) VALUES (20)")
+    rows = site.ids()
+    proc = site.proj.stackctl("restore", "db", "--to", "latest", "--repo", "2", "--yes", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert site.ids() == rows
+    db = containers(site.proj, "db")[0]
+    conf = str(DockerClient().execute(db.name, ["cat", "/var/lib/postgresql/data/postgresql.auto.conf"]))
+    assert "--repo=2" in conf, conf  # the WAL came from repo 2 as well
+    assert site.proj.wait_healthy(120)

@@ -1,0 +1,286 @@
+"""Point-in-time recovery (pgBackRest): the settings and their rules, the rendered services,
+the secrets' path, the target parsing and window rules of stackctl/core/pitr.py, and the
+window maths of templates/backup/pitrctl.py (imported as is, pgBackRest's JSON stubbed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from stackctl.config import StackConfig
+from stackctl.core.configvolumes import config_volumes
+from stackctl.core.pitr import parse_target
+from stackctl.core.render import render_set
+from stackctl.core.secretfiles import pgbackrest_secret_conf
+from stackctl.errors import ConfigError, RestoreError
+from tests.render.stackfiles import compose_config, load_fixture, missing, write_tree
+
+REPO = Path(__file__).resolve().parents[2]
+CIPHER = "unit-test-cipher-passphrase-0123456789"
+SFTP = {
+    "PITR_REPO2_TYPE": "sftp",
+    "PITR_REPO2_SFTP_HOST": "backup.example.net",
+    "PITR_REPO2_SFTP_USER": "pgbackrest",
+    "PITR_REPO2_SFTP_PRIVATE_KEY": "./sftp_key",
+    "PITR_REPO2_SFTP_KNOWN_HOSTS": "./known_hosts",
+    "PITR_REPO2_CIPHER_PASS": CIPHER,
+}
+
+
+def _said(err: pytest.ExceptionInfo[ConfigError]) -> str:
+    """Every problem's variable, message and hint, as the CLI prints them."""
+    return "\n".join(f"{p.variable}: {p.message} ({p.hint})" for p in err.value.problems)
+
+
+def _load(tmp_path: Path, extra: dict[str, str] | None = None) -> StackConfig:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "sftp_key").write_text("-----BEGIN RSA PRIVATE KEY-----\nunit\n-----END RSA PRIVATE KEY-----\n")
+    (tmp_path / "known_hosts").write_text("backup.example.net ssh-ed25519 AAAAunit\n")
+    return load_fixture("prod.env", "prod", tmp_path, extra=extra)
+
+
+def _compose(cfg: StackConfig, folder: Path) -> tuple[str, dict[str, Any]]:
+    """The rendered docker-compose.prod.yml, and as compose reads it (`docker compose config`)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        missing("the docker CLI")
+    assert docker is not None
+    rendered = render_set(cfg)
+    write_tree(folder, rendered)
+    text = rendered["docker-compose.prod.yml"][0].decode()
+    return text, compose_config([docker, "compose"], folder, ["docker-compose.prod.yml"], ".env.prod")
+
+
+def _mounts(service: dict[str, Any]) -> set[str]:
+    return {f"{v['source']}:{v['target']}" for v in service.get("volumes", [])}
+
+
+def test_the_default_prod_stack_archives_wal_and_has_the_pgbackrest_service(tmp_path: Path) -> None:
+    cfg = _load(tmp_path)
+    assert cfg.backups.pitr_enabled and not cfg.backups.repo2
+    _text, compose = _compose(cfg, tmp_path)
+    db, pgbr = compose["services"]["db"], compose["services"]["pgbackrest"]
+    assert db["build"]["dockerfile"] == "Dockerfile.db" and "image" not in db
+    assert "archive_mode=on" in db["command"]
+    assert "archive_command=pgbackrest --stanza=main archive-push %p" in db["command"]
+    assert f"archive_timeout={cfg.backups.pitr_archive_timeout}" in db["command"]
+    assert pgbr["user"] == "999:999" and pgbr["command"] == ["pitrctl.py", "serve"]
+    assert pgbr["environment"]["PITR_FULL_CRON"] == cfg.backups.pitr_full_cron
+    assert pgbr["environment"]["PITR_REPOS"] == "1"
+    # the same pgBackRest options for both, the repository and socket shared
+    shared = {k: v for k, v in db["environment"].items() if k.startswith("PGBACKREST_")}
+    assert shared and all(pgbr["environment"][k] == v for k, v in shared.items())
+    for service in (db, pgbr):
+        assert {"pgbackrest_repo:/var/lib/pgbackrest", "pgbackrest_socket:/var/run/postgresql"} <= _mounts(service)
+    assert set(db["networks"]) == {"backend"} == set(pgbr["networks"])  # no route out without repo2
+    dockerfile = render_set(cfg)["backup/Dockerfile"][0].decode()
+    assert "pgbackrest" in dockerfile
+
+
+def test_pitr_off_keeps_the_plain_postgres_image(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, {"PITR_ENABLED": "false"})
+    _text, compose = _compose(cfg, tmp_path)
+    assert "pgbackrest" not in compose["services"]
+    db = compose["services"]["db"]
+    assert "postgres" in db["image"] and "build" not in db and not db.get("command")
+    assert "pgbackrest_repo" not in compose["volumes"]
+
+
+def test_the_archive_timeout_is_configurable_and_bounded(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, {"PITR_ARCHIVE_TIMEOUT": "30"})
+    assert "archive_timeout=30" in _compose(cfg, tmp_path)[1]["services"]["db"]["command"]
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path / "b", {"PITR_ARCHIVE_TIMEOUT": "0"})
+    assert "PITR_ARCHIVE_TIMEOUT" in _said(err) and "between 10 and 3600" in _said(err)
+
+
+def test_a_bad_schedule_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, {"PITR_DIFF_CRON": "every day"})
+    assert "PITR_DIFF_CRON" in _said(err)
+
+
+def test_sftp_repo2_needs_each_part_and_says_which(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, {"PITR_REPO2_TYPE": "sftp"})
+    text = _said(err)
+    for variable in ("PITR_REPO2_CIPHER_PASS", "PITR_REPO2_SFTP_HOST", "PITR_REPO2_SFTP_USER",
+                     "PITR_REPO2_SFTP_PRIVATE_KEY", "PITR_REPO2_SFTP_KNOWN_HOSTS"):  # fmt: skip
+        assert variable in text
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path / "short", {**SFTP, "PITR_REPO2_CIPHER_PASS": "short"})
+    assert "20 or more characters" in _said(err) and "short" not in _said(err).split("characters")[1]
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path / "missing", {**SFTP, "PITR_REPO2_SFTP_KNOWN_HOSTS": "./nowhere"})
+    assert "PITR_REPO2_SFTP_KNOWN_HOSTS" in _said(err) and "file not found" in _said(err)
+
+
+def test_s3_repo2_needs_its_parts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, {"PITR_REPO2_TYPE": "s3", "PITR_REPO2_CIPHER_PASS": CIPHER})
+    for variable in ("PITR_REPO2_S3_BUCKET", "PITR_REPO2_S3_ENDPOINT", "PITR_REPO2_S3_KEY", "PITR_REPO2_S3_KEY_SECRET"):
+        assert variable in _said(err)
+
+
+def test_repo2_secrets_travel_in_db_secrets_never_in_the_compose_file(tmp_path: Path) -> None:
+    s3_key, s3_secret = "AKIAUNITTEST0123", "unit-s3-secret-value-0123456789"
+    cfg = _load(tmp_path, {**SFTP})
+    text, compose = _compose(cfg, tmp_path)
+    assert CIPHER not in text
+    for name in ("db", "pgbackrest"):
+        env = compose["services"][name]["environment"]
+        assert env["PGBACKREST_REPO2_TYPE"] == "sftp"
+        assert env["PGBACKREST_REPO2_CIPHER_TYPE"] == "aes-256-cbc"
+        assert env["PGBACKREST_REPO2_SFTP_HOST_KEY_CHECK_TYPE"] == "strict"
+        assert env["PGBACKREST_CONFIG"] == "/run/secrets/pgbackrest.conf"
+        assert "default" in compose["services"][name]["networks"]  # they reach the SFTP server
+    backup_env = compose["services"]["backup"]["environment"]
+    assert backup_env["PITR_REPO2_CIPHER_PASS"] == ""  # blanked over env_file
+    db_secrets = next(v for v in config_volumes(cfg, tmp_path) if v.name == "db_secrets")
+    files = {f.name: f.content for f in db_secrets.files}
+    assert f"repo2-cipher-pass={CIPHER}".encode() in files["pgbackrest.conf"]
+    assert files["pitr_repo2_key"].startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    assert files["pitr_repo2_known_hosts"].startswith(b"backup.example.net ")
+
+    s3 = _load(
+        tmp_path / "s3",
+        {
+            "PITR_REPO2_TYPE": "s3",
+            "PITR_REPO2_S3_BUCKET": "backups",
+            "PITR_REPO2_S3_ENDPOINT": "s3.example.net",
+            "PITR_REPO2_S3_KEY": s3_key,
+            "PITR_REPO2_S3_KEY_SECRET": s3_secret,
+            "PITR_REPO2_CIPHER_PASS": CIPHER,
+        },
+    )
+    text, compose = _compose(s3, tmp_path / "s3")
+    assert s3_key not in text and s3_secret not in text and CIPHER not in text
+    conf = pgbackrest_secret_conf(s3)
+    assert f"repo2-s3-key={s3_key}" in conf and f"repo2-s3-key-secret={s3_secret}" in conf
+    assert compose["services"]["db"]["environment"]["PGBACKREST_REPO2_S3_BUCKET"] == "backups"
+    assert pgbackrest_secret_conf(_load(tmp_path / "plain")) == "[global]\n"
+
+
+def test_bookworm_has_no_sftp_repositories(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, {**SFTP, "POSTGRES_IMAGE": "postgres:15-bookworm"})
+    assert "2.45" in _said(err) and "PITR_REPO2_TYPE" in _said(err)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("latest", None),
+        ("LATEST", None),
+        ("2026-12-01T10:00:00Z", dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)),
+        ("2026-12-01 11:00:00+01:00", dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)),
+        ("2026-12-01T10:00:00.250000Z", dt.datetime(2026, 12, 1, 10, 0, 0, 250000, tzinfo=dt.UTC)),
+    ],
+)
+def test_targets_parse_to_utc(text: str, expected: dt.datetime | None) -> None:
+    assert parse_target(text) == expected
+
+
+@pytest.mark.parametrize(("text", "says"), [("2026-12-01 10:00", "no time zone"), ("yesterday", "neither")])
+def test_a_bad_target_says_how_to_write_one(text: str, says: str) -> None:
+    with pytest.raises(RestoreError) as err:
+        parse_target(text)
+    assert says in err.value.message and err.value.hint
+
+
+# -- pitrctl.py ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pitrctl() -> ModuleType:
+    folder = REPO / "templates" / "backup"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("pitrctl", folder / "pitrctl.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def _info_json(*backups: tuple[str, int, int, int]) -> str:
+    return json.dumps(
+        [
+            {
+                "name": "main",
+                "status": {"code": 0, "message": "ok"},
+                "backup": [
+                    {
+                        "label": label,
+                        "type": "full",
+                        "database": {"repo-key": repo},
+                        "timestamp": {"start": start, "stop": stop},
+                        "info": {"size": 10, "repository": {"delta": 5}},
+                    }
+                    for label, repo, start, stop in backups
+                ],
+            }
+        ]
+    )
+
+
+def test_the_window_runs_from_the_oldest_backups_end_to_the_last_archived_segment(
+    pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = int(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC).timestamp())
+    out = _info_json(("A", 1, t0, t0 + 20), ("B", 2, t0 + 100, t0 + 130), ("C", 1, t0 + 3600, t0 + 3660))
+    monkeypatch.setattr(pitrctl, "pgbackrest", lambda args, timeout=None: subprocess.CompletedProcess(args, 0, out, ""))
+    monkeypatch.setattr(pitrctl, "psql", lambda sql: "2026-12-01T12:00:00Z|")
+    monkeypatch.setenv("PITR_REPOS", "1 2")
+    found = pitrctl.info()
+    assert found["window"] == {"start": "2026-12-01T10:00:20Z", "end": "2026-12-01T12:00:00Z"}
+    by_repo = {r["repo"]: r for r in found["repos"]}
+    assert by_repo[2]["window"]["start"] == "2026-12-01T10:02:10Z" and by_repo[1]["backups"] == 2
+
+
+def test_without_archiver_stats_the_window_ends_at_the_newest_backup(
+    pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = int(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC).timestamp())
+    out = _info_json(("A", 1, t0, t0 + 20))
+    monkeypatch.setattr(pitrctl, "pgbackrest", lambda args, timeout=None: subprocess.CompletedProcess(args, 0, out, ""))
+
+    def down(sql: str) -> str:
+        raise RuntimeError("no socket")
+
+    monkeypatch.setattr(pitrctl, "psql", down)
+    found = pitrctl.info()
+    assert found["window"] == {"start": "2026-12-01T10:00:20Z", "end": "2026-12-01T10:00:20Z"}
+    empty = json.dumps([{"name": "main", "status": {"code": 2, "message": "no valid backups"}, "backup": []}])
+    monkeypatch.setattr(
+        pitrctl, "pgbackrest", lambda args, timeout=None: subprocess.CompletedProcess(args, 0, empty, "")
+    )
+    assert pitrctl.info()["window"] is None
+
+
+def test_latest_restores_to_the_end_of_the_archive_and_a_time_promotes(
+    pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+
+    def fake(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        seen.append(list(args))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(pitrctl, "pgbackrest", fake)
+    pitrctl.restore("latest", None)
+    pitrctl.restore("2026-12-01 10:00:00.000000+00", 2)
+    assert seen[0] == ["restore", "--delta", "--type=default"]
+    assert seen[1] == ["restore", "--delta", "--type=time", "--target=2026-12-01 10:00:00.000000+00",
+                       "--target-action=promote", "--repo=2"]  # fmt: skip
+    with pytest.raises(ValueError):
+        pitrctl.safety("x'; DROP TABLE t; --")
