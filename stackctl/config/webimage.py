@@ -71,6 +71,18 @@ STACK_PACKAGES: tuple[StackPackage, ...] = (
     StackPackage("django-environ==0.14.0", ("django-environ",), "the settings overlay reads the environment with it"),
 )
 
+# ASGI_SERVER: daphne by default; granian (a Rust HTTP server, wheels on PyPI) is installed
+# only when chosen, the same way (a project's own granian pin wins).
+AsgiServer = Literal["daphne", "granian"]
+ASGI_SERVERS: tuple[str, ...] = ("daphne", "granian")
+GRANIAN = StackPackage("granian==2.8.9", ("granian",), "serves the ASGI application (ASGI_SERVER=granian)")
+
+
+def stack_packages(server: AsgiServer = "daphne") -> tuple[StackPackage, ...]:
+    """The packages the image adds for this ASGI server: daphne stays (the example and many
+    projects import it, and `runserver` uses it), granian comes on top when it serves."""
+    return (*STACK_PACKAGES, GRANIAN) if server == "granian" else STACK_PACKAGES
+
 
 @dataclass(frozen=True)
 class OverriddenSetting:
