@@ -26,7 +26,7 @@ class WebSetup:
     """How web runs. The default instance is exactly what `stackctl init` + `stackctl up --prod` make."""
 
     label: str = "stackctl default"
-    server: str = "daphne"  # or "gunicorn" (cookiecutter-django's uvicorn worker)
+    server: str = "daphne"  # "granian" (ASGI_SERVER=granian), or "gunicorn" (cookiecutter-django's uvicorn worker)
     concurrency: int | None = None  # WEB_CONCURRENCY; None keeps stackctl's default
     workers: int = 0  # gunicorn workers
     worker_class: str = "uvicorn_worker.UvicornWorker"
@@ -191,7 +191,14 @@ class Lab:
         log(f"web set-up: {setup.label}")
         concurrency = 1 if setup.server == "gunicorn" else setup.concurrency
         self.set_env({"WEB_CONCURRENCY": str(concurrency) if concurrency else None}, files=(".env.prod",))
-        self.set_env({"DJANGO_DEPENDENCY_FILE": "requirements-bench.txt" if setup.overrides() else None})
+        self.set_env({"ASGI_SERVER": "granian" if setup.server == "granian" else None}, files=(".env.prod",))
+        bench_reqs = bool(setup.overrides())  # requirements-bench.txt reads requirements.txt (-r)
+        self.set_env(
+            {
+                "DJANGO_DEPENDENCY_FILE": "requirements-bench.txt" if bench_reqs else None,
+                "DJANGO_DEPENDENCY_INCLUDES": "requirements.txt" if bench_reqs else None,
+            }
+        )
         previous, self.current = self.current, setup
         try:
             self.render()
@@ -223,6 +230,21 @@ class Lab:
             log(self.compose("logs", "--tail", "30", "web", "nginx", check=False).stdout[-4000:])
             raise
 
+    def web_cpu_seconds(self) -> float | None:
+        """CPU seconds the web container has used (its cgroup, v1 or v2); None when unreadable."""
+        cid = self.compose("ps", "-q", "web", check=False).stdout.strip()
+        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+        v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat")
+        try:
+            if v1.exists():
+                return int(v1.read_text()) / 1e9
+            if v2.exists():
+                usage = dict(line.split() for line in v2.read_text().splitlines())
+                return int(usage["usage_usec"]) / 1e6
+        except (OSError, ValueError, KeyError):
+            return None
+        return None
+
     def seed_notes(self, count: int = 50) -> None:
         code = (
             "from notes.models import Note; Note.objects.all().delete(); "
@@ -230,5 +252,6 @@ class Lab:
             "print(Note.objects.count())"
         )
         out = self.compose("exec", "-T", "web", "python", "manage.py", "shell", "-c", code, timeout=120)
-        if out.stdout.strip().splitlines()[-1:] != [str(count)]:
+        # the count is a line of its own; Django's logging (stdout, LOG_LEVEL) may add others after it
+        if str(count) not in out.stdout.strip().splitlines():
             raise BenchError(f"seeding {count} notes printed {out.stdout!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ class LoadPoint:
     errors: dict[str, int]
     capped: bool
     settings: dict[str, int] = field(default_factory=dict)
+    # CPU time of the web container over the measured run, per request (None: not measured)
+    web_cpu_ms_per_request: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -113,13 +116,18 @@ def _wrk(url: str, endpoint: Endpoint, settings: LoadSettings, seconds: int) -> 
     raise BenchError(f"wrk printed no result for {url}:\n{ran.stdout[-800:]}{ran.stderr[-800:]}")
 
 
-def measure(base: str, endpoint: Endpoint, settings: LoadSettings) -> LoadPoint:
-    """Probe, warm up (discarded), then one measured wrk run."""
+def measure(
+    base: str, endpoint: Endpoint, settings: LoadSettings, *, cpu: Callable[[], float | None] | None = None
+) -> LoadPoint:
+    """Probe, warm up (discarded), then one measured wrk run; `cpu` reads the web container's
+    CPU seconds, before and after the measured run."""
     url = base.rstrip("/") + endpoint.path
     probe(url, endpoint)
     if settings.warmup_seconds:
         _wrk(url, endpoint, settings, settings.warmup_seconds)
+    cpu_before = cpu() if cpu else None
     raw = _wrk(url, endpoint, settings, settings.seconds)
+    cpu_after = cpu() if cpu else None
     lat = raw["latency_us"]
     seconds = raw["duration_us"] / 1e6
     point = LoadPoint(
@@ -137,6 +145,12 @@ def measure(base: str, endpoint: Endpoint, settings: LoadSettings) -> LoadPoint:
         capped=raw["requests"] >= raw["cap"],
         settings={**asdict(settings), "cap_requests": raw["cap"]},
     )
+    if cpu_before is not None and cpu_after is not None and raw["requests"]:
+        point.web_cpu_ms_per_request = round((cpu_after - cpu_before) * 1000 / raw["requests"], 3)
     flag = "" if point.ok else f"  !! errors={point.errors} capped={point.capped}"
-    log(f"  {endpoint.path:<40} {point.rps:>9.1f} req/s  p50 {point.p50_ms:.1f} ms  p99 {point.p99_ms:.1f} ms{flag}")
+    cpu_note = "" if point.web_cpu_ms_per_request is None else f"  web CPU {point.web_cpu_ms_per_request:.2f} ms/req"
+    log(
+        f"  {endpoint.path:<40} {point.rps:>9.1f} req/s  p50 {point.p50_ms:.1f} ms  p99 {point.p99_ms:.1f} ms"
+        f"{cpu_note}{flag}"
+    )
     return point

@@ -18,6 +18,11 @@ def setups() -> list[tuple[str, WebSetup, bool]]:
     return [
         ("a_stackctl_default", WebSetup("(a) stackctl default: daphne x WEB_CONCURRENCY, pool, nginx"), True),
         (
+            "option_granian_nginx",
+            WebSetup("(option) ASGI_SERVER=granian x WEB_CONCURRENCY, pool, nginx", server="granian"),
+            True,
+        ),
+        (
             "b_daphne_1_seed_nginx",
             WebSetup(
                 "(b) seed: daphne x1, no pool, access log, asyncio loop, nginx",
@@ -71,8 +76,8 @@ def run_section(lab: Lab, settings: LoadSettings, *, keys: set[str] | None = Non
             "web_concurrency": effective_concurrency(lab, setup),
             "via_nginx": via_nginx,
             "switch_seconds": round(switch_seconds, 2),
-            "healthz": asdict(measure(base, HEALTHZ, settings)),
-            "graphql": asdict(measure(base, GRAPHQL, settings)),
+            "healthz": asdict(measure(base, HEALTHZ, settings, cpu=lab.web_cpu_seconds)),
+            "graphql": asdict(measure(base, GRAPHQL, settings, cpu=lab.web_cpu_seconds)),
         }
         if key == "a_stackctl_default":
             results["e_nginx_alone"] = {
@@ -89,6 +94,7 @@ def run_section(lab: Lab, settings: LoadSettings, *, keys: set[str] | None = Non
 # drift in the host's load hits them alike, and their median counts.
 REPEATED = (
     "a_stackctl_default",
+    "option_granian_nginx",
     "b_daphne_1_seed_nginx",
     "c_gunicorn_uvicorn_nginx",
     "daphne_3_nginx",
@@ -103,7 +109,8 @@ def _repeat(lab: Lab, settings: LoadSettings, entries: dict[str, Any], rounds: i
         for key, setup, via_nginx in chosen:
             lab.apply(setup)
             log(f"round {number}: {setup.label}")
-            runs[key].append(asdict(measure(lab.base if via_nginx else lab.direct_base, GRAPHQL, settings)))
+            base = lab.base if via_nginx else lab.direct_base
+            runs[key].append(asdict(measure(base, GRAPHQL, settings, cpu=lab.web_cpu_seconds)))
     for key, points in runs.items():
         ordered = sorted(points, key=lambda point: point["rps"])
         entries[key]["graphql_runs_rps"] = [point["rps"] for point in points]

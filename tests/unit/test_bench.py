@@ -33,6 +33,7 @@ def canned() -> dict[str, Any]:
                     "b_daphne_1_seed_nginx": _setup(1, 150.0, 50.0),
                     "daphne_3_nginx": _setup(3, 310.0, 118.0),
                     "c_gunicorn_uvicorn_nginx": _setup(2, 450.0, 100.0, server="gunicorn"),
+                    "option_granian_nginx": _setup(2, 600.0, 130.0, server="granian"),
                 },
                 "e_nginx_alone": {"nginx_health": _point(15000.0)},
             },
@@ -71,6 +72,9 @@ def test_ratios_are_recomputed_from_the_json() -> None:
     r = {name: item["value"] for name, item in compute_ratios(canned()).items()}
     assert r["graphql_rps_a_over_b"] == 2.4
     assert r["graphql_rps_a_over_c"] == 1.2
+    assert r["graphql_rps_option_over_c"] == 1.3
+    assert r["healthz_rps_option_over_c"] == 1.333
+    assert r["graphql_rps_option_over_a"] == 1.083
     assert r["static_rps_nginx_over_whitenoise"] == 10.0
     assert r["redeploy_stackctl_over_naive"] == 0.2
     assert r["restore_speedup_pg_restore_j2"] == 2.0
@@ -82,6 +86,7 @@ def test_ratios_are_recomputed_from_the_json() -> None:
 def test_targets_are_judged_in_the_right_direction() -> None:
     met = {t.source: t.met for t in targets(canned())}
     assert met["graphql_rps_a_over_c"] is True
+    assert met["graphql_rps_option_over_c"] is True  # 1.3 >= 1.2
     assert met["graphql_rps_a_over_b"] is True
     assert met["static_rps_nginx_over_whitenoise"] is True
     assert met["redeploy_stackctl_over_naive"] is True  # 0.2 <= 0.25
@@ -97,11 +102,23 @@ def test_missing_sections_give_no_verdict() -> None:
     assert met["restore_speedup_cli"] is None
 
 
+def test_the_option_target_needs_1_2_not_1_0() -> None:
+    data = canned()
+    data["sections"]["requests"]["setups"]["option_granian_nginx"]["graphql"]["rps"] = 115.0  # 1.15 x (c)
+    met = {t.source: t.met for t in targets(data)}
+    assert met["graphql_rps_option_over_c"] is False
+    assert met["graphql_rps_a_over_c"] is True
+
+
 def test_curve_and_table() -> None:
     data = canned()
     curve = concurrency_curve(data)
-    assert list(curve) == [1, 2, 3]  # gunicorn is not on the daphne curve
+    assert list(curve) == [1, 2, 3]  # neither gunicorn nor granian is on the daphne curve
+    assert curve[2]["key"] == "a_stackctl_default"
     assert curve[2]["graphql_rps"] == 120.0
+    data["sections"]["requests"]["setups"]["option_granian_nginx"]["graphql"]["web_cpu_ms_per_request"] = 4.25
     data.update(summary(data))
     table = render_table({**data, "sections": {"requests": data["sections"]["requests"]}})
     assert "a_stackctl_default" in table and "== Targets ==" in table
+    assert "web CPU ms/req" in table and "4.25" in table
+    assert "ASGI_SERVER=granian / (c)" in table
