@@ -130,7 +130,10 @@ def backup_now(
 def backup_list(
     ctx: typer.Context, project_dir: ProjectDir = None, env: BackupEnv = "prod", json_out: JsonFlag = False
 ) -> None:
-    """List every backup, newest first, with its checksum state."""
+    """List every backup, newest first, with its checksum state; with point-in-time recovery
+    on, pgBackRest's backups and the recoverable window too.
+
+    --json: {"backups": [the dumps], "pitr": {"window", "backups", ...} or null}."""
     from dataclasses import asdict
 
     from stackctl.core import backup as core
@@ -141,11 +144,8 @@ def backup_list(
     stack = _stack(app, project_dir, env)
     backups = core.list_backups(stack)
     physical = pitr.pitr_info(stack) if stack.config.backups.pitr_enabled else None
-    if json_out:
-        if physical is None:
-            out.json([asdict(b) for b in backups])
-        else:  # the logical dumps stay a list; pgBackRest's part is beside them
-            out.json({"backups": [asdict(b) for b in backups], "pitr": asdict(physical)})
+    if json_out:  # the dumps, and pgBackRest's backups and window beside them (null when PITR is off)
+        out.json({"backups": [asdict(b) for b in backups], "pitr": asdict(physical) if physical else None})
         return
     states = {True: "ok", False: "MISMATCH", None: "no sidecar"}
     rows: list[tuple[str, str, str, str, str]] = [
@@ -409,7 +409,11 @@ def _restore_to(
     out.success(
         f"recovered to {result.target} in {result.seconds:.0f}s (pgBackRest's restore {result.restore_seconds:.1f}s)"
     )
-    out.data(f"safety point: {result.safety_point} at {result.safety_time} (`--to {result.safety_time}` returns to it)")
+    out.data(
+        f"safety point: {result.safety_point} at {result.safety_time}, timeline {result.safety_timeline}: every commit "
+        "made before the restore is archived (to go back to it: pgbackrest restore --type=name "
+        f"--target={result.safety_point} --target-timeline={result.safety_timeline}, see docs/deployment.md)"
+    )
 
 
 @restore_app.command("media")

@@ -70,6 +70,7 @@ class PitrRestoreResult:
     window: RecoveryWindow
     safety_point: str  # the restore point's name
     safety_time: str
+    safety_timeline: int  # the timeline the safety point is on (the restore starts a new one)
     restore_seconds: float  # pgBackRest's restore alone
     seconds: float
 
@@ -257,9 +258,11 @@ def restore_to(
         ) from None
     restored = last_json(str(out or ""))
     report("starting db: it replays the WAL to the target, then promotes")
-    _start(stack, ["db"], report, timeout)
-    _wait_promoted(stack, timeout)
-    _start(stack, [SERVICE, *stopped], report, timeout)
+    _up(stack, ["db"])
+    _wait_promoted(stack, timeout)  # polled: sooner than db's healthcheck interval
+    # pgbackrest and backup start without being waited for; the app's services are
+    _up(stack, [SERVICE, *([BACKUP_SERVICE] if BACKUP_SERVICE in stopped else [])])
+    _start(stack, writers, report, timeout)
     return PitrRestoreResult(
         kind="db",
         target=label,
@@ -267,9 +270,21 @@ def restore_to(
         window=window,
         safety_point=name,
         safety_time=window.end,
+        safety_timeline=int(point.get("timeline") or 0),
         restore_seconds=float(restored.get("seconds") or 0),
         seconds=round(time.monotonic() - started, 1),
     )
+
+
+def _up(stack: Stack, services: list[str]) -> None:
+    try:
+        for _line in stack.client.compose.up(services, detach=True, stream_logs=True):
+            pass
+    except DockerException as exc:
+        raise RestoreError(
+            f"{', '.join(services)} could not be started after the restore (exit {exc.return_code})",
+            hint=f"see `stackctl logs --prod {services[0]}`; then `{stack.up_command}`",
+        ) from None
 
 
 def _pg_time(moment: dt.datetime) -> str:

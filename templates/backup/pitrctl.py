@@ -317,10 +317,11 @@ def safety(name: str) -> dict[str, Any]:
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"a restore point's name is letters, digits, - and _: {name!r}")
     lsn = psql(f"SELECT pg_create_restore_point('{name}')")
+    timeline = psql("SELECT timeline_id FROM pg_control_checkpoint()")
     done = pgbackrest(["check"], timeout=300)
     if done.returncode:
         raise RuntimeError(tail(done.stderr or done.stdout))
-    return {"name": name, "lsn": lsn, "time": iso(dt.datetime.now(UTC))}
+    return {"name": name, "lsn": lsn, "timeline": int(timeline or 0), "time": iso(dt.datetime.now(UTC))}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

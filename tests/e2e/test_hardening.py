@@ -18,7 +18,7 @@ from tests.e2e.stackenv import Proj, containers, make_project, read_env, remove_
 
 pytestmark = pytest.mark.engine
 docker = DockerClient()
-SERVICES = ("web", "db", "redis", "nginx", "backup")
+SERVICES = ("web", "db", "redis", "nginx", "backup", "pgbackrest")
 SECRET_VARIABLES = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD")
 
 
@@ -76,7 +76,7 @@ def test_every_container_is_hardened(prod: Proj) -> None:
         assert host["CapDrop"] == ["ALL"], service
         assert (host["PidsLimit"] or 0) > 0, service
         assert host["ReadonlyRootfs"] is (service in ("web", "nginx", "redis")), service
-        if service in ("nginx", "backup"):
+        if service in ("nginx", "backup", "pgbackrest"):
             assert host["NanoCpus"] > 0 and host["Memory"] > 0, service
     # writes fail on the read-only roots, and work where the service writes
     for service in ("web", "nginx", "redis"):

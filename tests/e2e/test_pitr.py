@@ -177,3 +177,15 @@ def test_the_offsite_repository_is_encrypted_verified_and_restores_alone(site: S
     conf = str(DockerClient().execute(db.name, ["cat", "/var/lib/postgresql/data/postgresql.auto.conf"]))
     assert "--repo=2" in conf, conf  # the WAL came from repo 2 as well
     assert site.proj.wait_healthy(120)
+
+
+def test_the_passphrase_is_in_no_log_environment_or_inspect(site: Site) -> None:
+    for service in ("db", "pgbackrest", "backup"):
+        container = containers(site.proj, service)[0]
+        logs = subprocess.run(["docker", "logs", container.name], capture_output=True, text=True, check=True)
+        inspect = subprocess.run(["docker", "inspect", container.name], capture_output=True, text=True, check=True)
+        for text in (logs.stdout + logs.stderr, inspect.stdout):
+            assert CIPHER not in text, service
+    status = site.proj.stackctl("status", "--json")
+    listed = site.proj.stackctl("backup", "list", "--json")
+    assert CIPHER not in status.stdout + status.stderr + listed.stdout + listed.stderr

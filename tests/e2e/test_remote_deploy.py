@@ -100,7 +100,7 @@ def test_up_prod_runs_the_stack_on_the_remote_engine_with_its_config(site: Proj,
     assert "sending" in proc.stdout + proc.stderr  # built here, sent there
     remote = remote_host.docker()
     services = {c.config.labels["com.docker.compose.service"] for c in project_containers(remote, site)}
-    assert services == {"web", "db", "redis", "nginx", "backup"}
+    assert services == {"web", "db", "redis", "nginx", "backup", "pgbackrest"}
     assert project_containers(local, site) == []  # nothing of it runs on the client's engine
     # no bind mount: nginx.conf came in its volume, as rendered here
     nginx = next(c for c in project_containers(remote, site) if "nginx" in c.name)
