@@ -131,7 +131,9 @@ def test_backup_now_list_verify_prune(proj: Proj, cli: Any) -> None:
     assert [m["kind"] for m in made] == ["db", "media"] and all(m["bytes"] > 0 for m in made)
 
     listed = cli("backup", "list", "-C", str(proj.root), "--json")
-    names = {b["name"]: b for b in json.loads(listed.out)}
+    payload = json.loads(listed.out)
+    names = {b["name"]: b for b in payload["backups"]}
+    assert payload["pitr"]["window"] is not None  # pgBackRest's window beside the dumps (PITR on by default)
     assert {m["file"] for m in made} <= set(names) and all(names[m["file"]]["sha256_ok"] for m in made)
 
     verified = core.verify_backup(proj.stack, made[0]["file"])
