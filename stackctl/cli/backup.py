@@ -330,6 +330,12 @@ def restore_db(
     repo: Annotated[
         int | None, typer.Option("--repo", help="--to: recover from this pgBackRest repository only (1 or 2).")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="--to: check the target against the window and say what would stop; change nothing."
+        ),
+    ] = False,
     yes: YesFlag = False,
     age_identity: Identity = None,
     no_checksum: NoChecksum = False,
@@ -355,14 +361,15 @@ def restore_db(
             to,
             repo=repo,
             yes=yes,
+            dry_run=dry_run,
             timeout=timeout,
             project_dir=project_dir,
             env=env,
             json_out=json_out,
         )
         return
-    if repo is not None:
-        raise typer.BadParameter("--repo goes with --to")
+    if repo is not None or dry_run:
+        raise typer.BadParameter("--repo and --dry-run go with --to")
     assert file is not None
     _restore(
         application(ctx),
@@ -385,6 +392,7 @@ def _restore_to(
     *,
     repo: int | None,
     yes: bool,
+    dry_run: bool,
     timeout: int,
     project_dir: Path | None,
     env: str,
@@ -402,9 +410,16 @@ def _restore_to(
         report=out.progress_line,
         repo=repo,
         timeout=max(timeout, 300),
+        dry_run=dry_run,
     )
     if json_out:
         out.json(asdict(result))
+        return
+    if result.dry_run:
+        out.success(
+            f"would recover to {result.target}: inside the recoverable window {result.window.start} to now; "
+            f"would stop {', '.join(result.would_stop)}; nothing was changed"
+        )
         return
     out.success(
         f"recovered to {result.target} in {result.seconds:.0f}s (pgBackRest's restore {result.restore_seconds:.1f}s)"

@@ -73,6 +73,8 @@ class PitrRestoreResult:
     safety_timeline: int  # the timeline the safety point is on (the restore starts a new one)
     restore_seconds: float  # pgBackRest's restore alone
     seconds: float
+    dry_run: bool = False  # nothing was done: the target is in the window, this is what would happen
+    would_stop: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -190,8 +192,10 @@ def restore_to(
     report: Report = quiet,
     repo: int | None = None,
     timeout: int = 300,
+    dry_run: bool = False,
 ) -> PitrRestoreResult:
-    """Recover the whole cluster to `to` (`latest`, or an ISO time with its zone)."""
+    """Recover the whole cluster to `to` (`latest`, or an ISO time with its zone). `dry_run`:
+    check the target against the window and say what would stop; change nothing."""
     from stackctl.core.restore import _start, running_writers
 
     _require(stack, RestoreError)
@@ -202,7 +206,8 @@ def restore_to(
             f"--repo {repo}: {stack.name} has no such pgBackRest repository",
             hint="repo 1 is the pgbackrest_repo volume; repo 2 the off-site one (PITR_REPO2_TYPE)",
         )
-    _running(stack, ["db", SERVICE], report, timeout)
+    if not dry_run:
+        _running(stack, ["db", SERVICE], report, timeout)
     info = pitr_info(stack, repo=repo, error=RestoreError)
     if info.window is None:
         raise RestoreError(
@@ -226,6 +231,12 @@ def restore_to(
     label = "latest" if target is None else _iso(target)
     writers = running_writers(stack)
     stopped = [*writers, *([BACKUP_SERVICE] if stack.status().running(BACKUP_SERVICE) else [])]
+    if dry_run:
+        return PitrRestoreResult(
+            kind="db", target=label, repo=repo, window=info.window, safety_point="", safety_time="",
+            safety_timeline=0, restore_seconds=0.0, seconds=round(time.monotonic() - started, 1), dry_run=True,
+            would_stop=[*stopped, SERVICE, "db"],
+        )  # fmt: skip
     confirm(
         f"Recover the whole database cluster of {stack.name} to {label}"
         f"{f' from repo {repo}' if repo else ''}? Every change after that moment is undone"

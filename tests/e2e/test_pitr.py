@@ -153,6 +153,10 @@ def test_a_target_outside_the_window_is_refused_with_nothing_changed(site: Site)
         assert "recoverable window" in proc.stderr and start in proc.stderr
     proc = site.proj.stackctl("restore", "db", "--to", "2026-12-01 10:00", "--yes")
     assert proc.returncode == 7 and "no time zone" in proc.stderr
+    proc = site.proj.stackctl("restore", "db", "--to", "latest", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["dry_run"] is True and {"web", "pgbackrest", "db"} <= set(plan["would_stop"])
     assert site.ids() == rows
     after = {c.name: c.state.started_at for c in DockerClient().container.list(
         filters=[("label", f"com.docker.compose.project={site.proj.name}")])}  # fmt: skip
