@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from stackctl.cli.common import JsonFlag, ProjectDir, YesFlag, application, size
+from stackctl.errors import BackupError
 
 if TYPE_CHECKING:
     from stackctl.cli.common import Application
@@ -143,10 +144,23 @@ def backup_list(
     out = app.console
     stack = _stack(app, project_dir, env)
     backups = core.list_backups(stack)
-    physical = pitr.pitr_info(stack) if stack.config.backups.pitr_enabled else None
+    physical, unavailable = None, None
+    if stack.config.backups.pitr_enabled:
+        try:  # the dumps are listed even when pgBackRest cannot answer
+            physical = pitr.pitr_info(stack)
+        except BackupError as exc:
+            unavailable = exc.message.splitlines()[0]
     if json_out:  # the dumps, and pgBackRest's backups and window beside them (null when PITR is off)
-        out.json({"backups": [asdict(b) for b in backups], "pitr": asdict(physical) if physical else None})
+        payload: dict[str, object] = {
+            "backups": [asdict(b) for b in backups],
+            "pitr": asdict(physical) if physical else None,
+        }
+        if unavailable:
+            payload["pitr_error"] = unavailable
+        out.json(payload)
         return
+    if unavailable:
+        out.warning(f"pgBackRest's backups and window are unavailable: {unavailable}")
     states = {True: "ok", False: "MISMATCH", None: "no sidecar"}
     rows: list[tuple[str, str, str, str, str]] = [
         (b.name, b.kind, size(b.bytes), f"{b.created:%Y-%m-%d %H:%M} UTC", states[b.sha256_ok]) for b in backups
@@ -194,7 +208,15 @@ def backup_verify(
     if file is None and not stack.config.backups.pitr_enabled:
         raise typer.BadParameter("give a backup to verify (see `stackctl backup list`)")
     result = core.verify_backup(stack, file, identity=age_identity) if file is not None else None
-    repos = pitr.check_repositories(stack, report=out.progress_line) if stack.config.backups.pitr_enabled else None
+    repos = None
+    if stack.config.backups.pitr_enabled:
+        try:
+            repos = pitr.check_repositories(stack, report=out.progress_line)
+        except BackupError as exc:
+            if file is None or result is None:
+                raise
+            # the dump verified; pgBackRest's part could not run (its service is not running)
+            out.warning(f"pgBackRest's check and verify did not run: {exc.message.splitlines()[0]}")
     if json_out:
         payload = asdict(result) if result is not None else {}
         if repos is not None:
