@@ -18,7 +18,8 @@ TABLES = 4
 WORK = "/backups/bench"
 # libpq from the container's own environment (the password never reaches argv).
 PG_ENV = (
-    'export PGPASSWORD="$POSTGRES_PASSWORD" PGHOST="$POSTGRES_HOST" PGPORT="$POSTGRES_PORT" PGUSER="$POSTGRES_USER"'
+    'export PGPASSWORD="${POSTGRES_PASSWORD:-$(cat "$POSTGRES_PASSWORD_FILE")}"'
+    ' PGHOST="$POSTGRES_HOST" PGPORT="$POSTGRES_PORT" PGUSER="$POSTGRES_USER"'
 )
 
 
