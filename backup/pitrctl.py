@@ -7,6 +7,8 @@
                          in turn (PITR_REPOS)
   health                 the healthcheck: its state as JSON; exit 1 until the stanza exists,
                          or when the last backup failed
+                         (a repository holding another cluster's backups, as on a new host
+                         with only the off-site repository: said at once, never retried)
   info [--repo N]        the backups and the recoverable window, as JSON
   backup --type T        a backup now (full, diff or incr) in every repository, or --repo N
   safety NAME            a safety point: pg_create_restore_point(NAME), then `pgbackrest
@@ -17,7 +19,9 @@
   restore --target T     (db stopped) pgBackRest's delta restore of PGDATA to T (`latest`:
                          the end of the archive; else a time "YYYY-mm-dd HH:MM:SS.ffffff+00"),
                          from --repo N or the best repository; postgres replays the WAL to T
-                         at its next start, then promotes
+                         at its next start, then promotes. --reset-repo R first deletes repo
+                         R's stanza (one with no backup, made for another cluster), so that it
+                         takes the restored cluster's WAL
 
 pgBackRest does the work (WAL handling, backups, restores, retention, encryption); this only
 schedules it and reports JSON. Its options come from PGBACKREST_* variables and the secrets
@@ -101,15 +105,38 @@ def _epoch(value: Any) -> str | None:
     return iso(dt.datetime.fromtimestamp(value, UTC)) if isinstance(value, int | float) else None
 
 
-def info(repo: int | None = None) -> dict[str, Any]:
-    """The stanza's backups (per repository) and the recoverable window: from the end of the
-    oldest backup to the last archived WAL segment (pg_stat_archiver; the newest backup's end
-    when postgres cannot say)."""
+def cluster_id() -> int | None:
+    """The running cluster's system identifier (None when postgres does not answer)."""
+    try:
+        return int(psql("SELECT system_identifier FROM pg_control_system()"))
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError):
+        return None
+
+
+def stanza_info(repo: int | None = None) -> dict[str, Any]:
     done = pgbackrest(["info", "--output=json", *([f"--repo={repo}"] if repo else [])], timeout=120)
     if done.returncode:
         raise RuntimeError(tail(done.stderr or done.stdout) or f"pgbackrest info exited {done.returncode}")
     stanzas = json.loads(done.stdout or "[]")
-    stanza = stanzas[0] if stanzas else {}
+    return stanzas[0] if stanzas else {}
+
+
+def repo_system_ids(stanza: dict[str, Any]) -> dict[int, int]:
+    """Each repository's cluster: the system id of its newest database entry."""
+    newest: dict[int, tuple[int, int]] = {}
+    for entry in stanza.get("db", []):
+        key, number = int(entry.get("repo-key", 1)), int(entry.get("id", 0))
+        if "system-id" in entry and (key not in newest or number >= newest[key][0]):
+            newest[key] = (number, int(entry["system-id"]))
+    return {key: system_id for key, (_, system_id) in newest.items()}
+
+
+def info(repo: int | None = None) -> dict[str, Any]:
+    """The stanza's backups (per repository) and the recoverable window: from the end of the
+    oldest backup to the last archived WAL segment (pg_stat_archiver; the newest backup's end
+    when postgres cannot say, or when the running cluster is not the repository's). Each
+    repository's system id, and whether the running cluster is that one."""
+    stanza = stanza_info(repo)
     backups = [
         {
             "label": b.get("label"),
@@ -136,13 +163,19 @@ def info(repo: int | None = None) -> dict[str, Any]:
     except (RuntimeError, subprocess.TimeoutExpired):
         pass
     status = stanza.get("status") or {}
+    system = cluster_id()
+    ids = repo_system_ids(stanza)
+    source = repo or next((b["repo"] for b in sorted(backups, key=lambda b: b["repo"])), None)
+    # None: unknown (postgres down, or no stanza there yet)
+    matches = None if system is None or ids.get(source or 0) is None else ids[source or 0] == system
 
     def window(key: int | None) -> dict[str, Any] | None:
         own = [b for b in backups if key is None or b["repo"] == key]
         stops = sorted(b["stop"] for b in own if b["stop"])
         if not stops:
             return None
-        end = max(x for x in (stops[-1], last_archived) if x)
+        archived = last_archived if matches is not False else None  # another cluster's archiver
+        end = max(x for x in (stops[-1], archived) if x)
         return {"start": stops[0], "end": end}
 
     keys = sorted({b["repo"] for b in backups} | set([repo] if repo else repos()))
@@ -154,8 +187,17 @@ def info(repo: int | None = None) -> dict[str, Any]:
         "last_archived": last_archived,
         "last_archive_failure": failed,
         "window": window(repo),
+        "system_id": system,
+        "source_repo": source,
+        "cluster_matches": matches,
         "repos": [
-            {"repo": key, "window": window(key), "backups": sum(b["repo"] == key for b in backups)} for key in keys
+            {
+                "repo": key,
+                "window": window(key),
+                "backups": sum(b["repo"] == key for b in backups),
+                "system_id": ids.get(key),
+            }
+            for key in keys
         ],
     }
 
@@ -177,9 +219,35 @@ def run_backup(kind: str, repo: int, timeout: float | None) -> tuple[bool, str]:
     return True, ""
 
 
+class OtherCluster(RuntimeError):
+    """A repository holds the backups of another cluster than the running one."""
+
+
+MISMATCH = 28  # pgBackRest: "backup and archive info files exist but do not match the database"
+
+
+def other_cluster(error: str) -> OtherCluster:
+    """What to do when the repositories back up another cluster: on a new host (an empty data
+    volume, the off-site repository kept), restore from it; else point it elsewhere."""
+    system = cluster_id()
+    try:
+        ids = repo_system_ids(stanza_info())
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError):
+        ids = {}
+    others = sorted(key for key, value in ids.items() if system is not None and value != system)
+    if not others:
+        return OtherCluster(error)
+    which = others[-1]
+    return OtherCluster(
+        f"another cluster's backups are in repo{which} (system id {ids[which]}; this database cluster is "
+        f"{system}). On a new host, bring the data back with `restore db --to latest --repo {which}`; "
+        f"otherwise give repo{which} a path of its own (PITR_REPO2_PATH for repo2)"
+    )
+
+
 def stanza_create(deadline: float) -> None:
     """Until postgres answers (or the deadline): `pgbackrest stanza-create`, which does nothing
-    to a stanza that exists and matches."""
+    to a stanza that exists and matches. A repository with another cluster's stanza fails at once."""
     said = 0.0
     while True:
         done = pgbackrest(["stanza-create"], timeout=300)
@@ -187,6 +255,8 @@ def stanza_create(deadline: float) -> None:
             log("stanza main: ready")
             return
         error = tail(done.stderr or done.stdout)
+        if done.returncode == MISMATCH:
+            raise other_cluster(error)
         if time.monotonic() > deadline:
             raise RuntimeError(error)
         write_state(ready=False, error=f"stanza-create failed (retrying): {error.splitlines()[-1:] or ''}")
@@ -226,7 +296,7 @@ def serve() -> int:
             stanza_create(time.monotonic() + 600)
         except RuntimeError as exc:
             write_state(ready=False, error=f"stanza-create failed: {exc}")
-            log(f"stanza-create failed:\n{exc}")
+            log(str(exc) if isinstance(exc, OtherCluster) else f"stanza-create failed:\n{exc}")
             while True:  # unhealthy, and says why, until restarted
                 time.sleep(3600)
         write_state(ready=True, error=None)
@@ -298,7 +368,21 @@ def health() -> int:
     return 0 if last.get("ok", True) else 1
 
 
-def restore(target: str, repo: int | None) -> dict[str, Any]:
+def reset_repos(keys: Sequence[int]) -> None:
+    """Delete the stanza of each of `keys` (postgres stopped): repositories with no backup that
+    another cluster's stanza-create made. stanza-create makes them again for the restored one."""
+    if not keys:
+        return
+    for command in (["stop"], *[["stanza-delete", f"--repo={key}", "--force"] for key in keys], ["start"]):
+        done = pgbackrest(command, timeout=300)
+        if done.returncode:
+            raise RuntimeError(f"pgbackrest {' '.join(command)} failed:\n{tail(done.stderr or done.stdout)}")
+        if command[0] == "stanza-delete":
+            log(f"{command[1][2:]}: the stanza of another cluster (no backup in it) deleted")
+
+
+def restore(target: str, repo: int | None, reset: Sequence[int] = ()) -> dict[str, Any]:
+    reset_repos(reset)
     args = ["restore", "--delta"]
     if target == "latest":  # to the end of the archive, then promote (postgres' default)
         args.append("--type=default")
@@ -341,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_restore = sub.add_parser("restore")
     p_restore.add_argument("--target", required=True)
     p_restore.add_argument("--repo", type=int)
+    p_restore.add_argument("--reset-repo", type=int, action="append", default=[])
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
@@ -372,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 checked.extend([repo] if repo else repos())
             payload = {"command": args.command, "repos": checked, "seconds": round(time.monotonic() - started, 2)}
         else:
-            payload = restore(args.target, args.repo)
+            payload = restore(args.target, args.repo, args.reset_repo)
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
         print(f"pitrctl {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -437,20 +437,28 @@ def _restore_to(
     if json_out:
         out.json(asdict(result))
         return
+    anew = ", ".join(f"repo{key}" for key in result.reset_repos)
     if result.dry_run:
+        other = " db holds another cluster than the repository's: it would be dumped first;" * result.other_cluster
         out.success(
-            f"would recover to {result.target}: inside the recoverable window {result.window.start} to now; "
-            f"would stop {', '.join(result.would_stop)}; nothing was changed"
+            f"would recover to {result.target}: inside the recoverable window {result.window.start} to now;{other} "
+            f"would stop {', '.join(result.would_stop)}{f'; would start {anew} anew' if anew else ''}; "
+            "nothing was changed"
         )
         return
     out.success(
         f"recovered to {result.target} in {result.seconds:.0f}s (pgBackRest's restore {result.restore_seconds:.1f}s)"
     )
-    out.data(
-        f"safety point: {result.safety_point} at {result.safety_time}, timeline {result.safety_timeline}: every commit "
-        "made before the restore is archived (to go back to it: pgbackrest restore --type=name "
-        f"--target={result.safety_point} --target-timeline={result.safety_timeline}, see docs/deployment.md)"
-    )
+    if result.other_cluster:
+        out.data(f"safety backup: {result.safety_backup} (a logical dump of the cluster db held before)")
+    else:
+        out.data(
+            f"safety point: {result.safety_point} at {result.safety_time}, timeline {result.safety_timeline}: every "
+            "commit made before the restore is archived (to go back to it: pgbackrest restore --type=name "
+            f"--target={result.safety_point} --target-timeline={result.safety_timeline}, see docs/deployment.md)"
+        )
+    if anew:
+        out.data(f"{anew}: started anew for the restored cluster; the pgbackrest service takes a full backup there now")
 
 
 @restore_app.command("media")

@@ -13,6 +13,12 @@ pgBackRest's check and verify, and restores the cluster to a moment:
   -> stop every service that writes, then db -> pgBackRest's delta restore (a one-off container
   of the pgbackrest service: files that already match are kept) -> start db, which replays the
   WAL to the target and promotes -> start the rest and wait until healthy.
+
+On a new host (an empty data volume, the off-site repository kept) db holds a cluster of its
+own, not the repository's: its content is dumped as a logical `pre-restore` backup instead of
+a safety point (which could not be archived there), and the local repository's stanza, which
+that cluster's first start made and which holds no backup, is deleted so that it takes the
+restored cluster's WAL.
 """
 
 from __future__ import annotations
@@ -59,7 +65,10 @@ class PitrInfo:
     last_archived: str | None
     last_archive_failure: str | None
     backups: list[PitrBackup] = field(default_factory=list)
-    repos: list[dict[str, Any]] = field(default_factory=list)
+    repos: list[dict[str, Any]] = field(default_factory=list)  # repo, window, backups, system_id
+    system_id: int | None = None  # the running cluster's
+    source_repo: int | None = None  # the repository a restore would read (the one asked, or the first with backups)
+    cluster_matches: bool | None = None  # is the running cluster the source repository's? (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -68,13 +77,16 @@ class PitrRestoreResult:
     target: str  # "latest" or the ISO time
     repo: int | None
     window: RecoveryWindow
-    safety_point: str  # the restore point's name
+    safety_point: str  # the restore point's name ("" when db held another cluster)
     safety_time: str
     safety_timeline: int  # the timeline the safety point is on (the restore starts a new one)
     restore_seconds: float  # pgBackRest's restore alone
     seconds: float
     dry_run: bool = False  # nothing was done: the target is in the window, this is what would happen
     would_stop: list[str] = field(default_factory=list)
+    other_cluster: bool = False  # db held another cluster than the repository's (a new host)
+    safety_backup: str | None = None  # then: the logical dump of what it held
+    reset_repos: list[int] = field(default_factory=list)  # repositories whose stanza was made anew
 
 
 @dataclass(frozen=True)
@@ -132,7 +144,32 @@ def pitr_info(stack: StackView, *, repo: int | None = None, error: type[Stackctl
             for b in payload.get("backups", [])
         ],
         repos=list(payload.get("repos", [])),
+        system_id=payload.get("system_id"),
+        source_repo=payload.get("source_repo"),
+        cluster_matches=payload.get("cluster_matches"),
     )
+
+
+def repos_to_reset(everything: PitrInfo, source: PitrInfo) -> list[int]:
+    """The repositories that must start anew to take the restored cluster's WAL: those whose
+    stanza is another cluster's. One holding that cluster's backups is not emptied: refused."""
+    wanted = next((r.get("system_id") for r in source.repos if r.get("repo") == source.source_repo), None)
+    if wanted is None:
+        return []
+    reset = []
+    for entry in everything.repos:
+        held = entry.get("system_id")
+        if held is None or held == wanted:
+            continue
+        if entry.get("backups"):
+            raise RestoreError(
+                f"repo{entry['repo']} holds {entry['backups']} backup(s) of another cluster (system id {held}; "
+                f"repo{source.source_repo}'s is {wanted}), and could not take the restored cluster's WAL; "
+                "nothing was changed",
+                hint=f"restore from repo{entry['repo']} instead, or give one of them a path of its own",
+            )
+        reset.append(int(entry["repo"]))
+    return reset
 
 
 def check_repositories(stack: Stack, report: Report = quiet) -> RepoCheck:
@@ -196,7 +233,7 @@ def restore_to(
 ) -> PitrRestoreResult:
     """Recover the whole cluster to `to` (`latest`, or an ISO time with its zone). `dry_run`:
     check the target against the window and say what would stop; change nothing."""
-    from stackctl.core.restore import _start, running_writers
+    from stackctl.core.restore import _start, running_writers, safety_backup
 
     _require(stack, RestoreError)
     started = time.monotonic()
@@ -229,22 +266,34 @@ def restore_to(
             hint="pick a time inside the window, or --to latest",
         )
     label = "latest" if target is None else _iso(target)
+    other = info.cluster_matches is False
+    everything = pitr_info(stack, error=RestoreError) if repo is not None else info
+    reset = repos_to_reset(everything, info)
     writers = running_writers(stack)
     stopped = [*writers, *([BACKUP_SERVICE] if stack.status().running(BACKUP_SERVICE) else [])]
     if dry_run:
         return PitrRestoreResult(
             kind="db", target=label, repo=repo, window=info.window, safety_point="", safety_time="",
             safety_timeline=0, restore_seconds=0.0, seconds=round(time.monotonic() - started, 1), dry_run=True,
-            would_stop=[*stopped, SERVICE, "db"],
+            would_stop=[*stopped, SERVICE, "db"], other_cluster=other, reset_repos=reset,
         )  # fmt: skip
+    source = f"repo {info.source_repo}" if info.source_repo else "the repositories"
     confirm(
         f"Recover the whole database cluster of {stack.name} to {label}"
         f"{f' from repo {repo}' if repo else ''}? Every change after that moment is undone"
         f" ({shown}; a safety point is recorded first; {', '.join([*stopped, SERVICE, 'db'])} are stopped meanwhile)"
+        if not other
+        else f"db holds another database cluster than the one backed up in {source} (system id {info.system_id}):"
+        f" a new host? Replace it with {source}'s cluster at {label}? What db holds now is dumped to a safety"
+        f" backup first; {', '.join([*stopped, SERVICE, 'db'])} are stopped meanwhile"
     )
-    name = f"stackctl-pre-restore-{now:%Y%m%dT%H%M%SZ}"
-    report(f"recording the safety point {name} and waiting until the WAL is archived")
-    point = _exec(stack, ["pitrctl.py", "safety", name], what="the safety point", error=RestoreError)
+    name, point, dumped = "", {}, None
+    if other:
+        dumped = safety_backup(stack, "db", report)
+    else:
+        name = f"stackctl-pre-restore-{now:%Y%m%dT%H%M%SZ}"
+        report(f"recording the safety point {name} and waiting until the WAL is archived")
+        point = _exec(stack, ["pitrctl.py", "safety", name], what="the safety point", error=RestoreError)
     window = RecoveryWindow(info.window.start, str(point.get("time") or _iso(now)))
     report(f"stopping {', '.join([*stopped, SERVICE, 'db'])}")
     try:
@@ -256,16 +305,16 @@ def restore_to(
         raise RestoreError(f"could not stop the services (exit {exc.return_code}); nothing was restored") from None
     report(f"pgbackrest restore --delta to {label}")
     argv = ["pitrctl.py", "restore", "--target", "latest" if target is None else _pg_time(target)]
+    argv += [*(["--repo", str(repo)] if repo else []), *[f"--reset-repo={key}" for key in reset]]
     try:
-        out = stack.client.compose.run(
-            SERVICE, [*argv, *(["--repo", str(repo)] if repo else [])], remove=True, dependencies=False, tty=False
-        )
+        out = stack.client.compose.run(SERVICE, argv, remove=True, dependencies=False, tty=False)
     except DockerException as exc:
         detail = stderr_tail(exc.stderr, lines=10)
         _start(stack, ["db", SERVICE, *stopped], report, timeout, best_effort=True)
         raise RestoreError(
             f"pgBackRest's restore failed (exit {exc.return_code})\n{detail}".rstrip(),
-            hint=f"db was started again on what is in its volume; the safety point {name} is in the archive",
+            hint="db was started again on what is in its volume; "
+            + (f"the safety point {name} is in the archive" if name else f"its safety backup is {dumped}"),
         ) from None
     restored = last_json(str(out or ""))
     report("starting db: it replays the WAL to the target, then promotes")
@@ -284,6 +333,9 @@ def restore_to(
         safety_timeline=int(point.get("timeline") or 0),
         restore_seconds=float(restored.get("seconds") or 0),
         seconds=round(time.monotonic() - started, 1),
+        other_cluster=other,
+        safety_backup=dumped,
+        reset_repos=reset,
     )
 
 

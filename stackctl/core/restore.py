@@ -150,7 +150,7 @@ def _restore(
         _stop(stack, writers, report, timeout)
         try:
             # media: archived once nothing writes to it any more, so no upload is missed
-            safety = _safety_backup(stack, "media", report) if kind == "media" else None
+            safety = safety_backup(stack, "media", report) if kind == "media" else None
             report(f"restoring {name}")
             payload = run_script(
                 stack,
@@ -202,7 +202,7 @@ def _restore(
     )
 
 
-def _safety_backup(stack: Stack, kind: Kind, report: Report) -> str:
+def safety_backup(stack: Stack, kind: Kind, report: Report) -> str:
     report(f"taking a safety {'backup' if kind == 'db' else 'archive'} of the current {kind}")
     try:
         safety = take_backup(stack, kind, label=SAFETY_LABEL, copy=False)

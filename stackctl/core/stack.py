@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -120,13 +121,26 @@ SHOWN_LOG_LINES = 40  # of each failed service, under an error
 HINT_LOG_LINES = 400  # searched for a failure stackctl knows by name
 
 
-def _unhealthy_hint(logs: dict[str, str], up_command: str) -> str:
+# pitrctl.py's line when a repository holds another cluster's backups (a new host, say)
+OTHER_CLUSTER = re.compile(r"pitrctl: (another cluster's backups are in repo(\d+) \([^)]*\))")
+
+
+def _unhealthy_hint(logs: dict[str, str], env: Environment) -> str:
     """What to do: the known failures by name, else read the logs."""
     from stackctl.core.images import postgres_data_mismatch_hint
 
+    up_command = env.command("up")
     for line in reversed(logs.get("web", "").splitlines()):  # the entrypoint names a settings failure
         if "entrypoint: the settings module" in line:
             return line.split("entrypoint: ", 1)[1] + f"; fix it, then run `{up_command}` again"
+    for line in reversed(logs.get("pgbackrest", "").splitlines()):  # pitrctl.py: a new host's restore
+        if found := OTHER_CLUSTER.search(line):
+            restore = env.command(f"restore db --to latest --repo {found.group(2)}")
+            return (
+                f"{found.group(1)}. On a new host (an empty data volume), "
+                f"bring the data back with `{restore}`; otherwise give repo{found.group(2)} a path of its own "
+                f"(PITR_REPO2_PATH for repo2) and run `{up_command}` again"
+            )
     return postgres_data_mismatch_hint(logs.get("db", "")) or (
         f"read the logs above; fix the service, then run `{up_command}` again"
     )
@@ -251,7 +265,7 @@ class StackView:
         several daphne processes, their tracebacks can follow the entrypoint's own message."""
         logs = {name: self.tail_logs(name, lines=HINT_LOG_LINES) for name in (bad or self.service_names())}
         shown = {name: "\n".join(text.splitlines()[-SHOWN_LOG_LINES:]) for name, text in logs.items()}
-        return StackUnhealthy(message, logs=shown, hint=_unhealthy_hint(logs, self.up_command))
+        return StackUnhealthy(message, logs=shown, hint=_unhealthy_hint(logs, self.env))
 
     def tail_logs(self, service: str, lines: int = SHOWN_LOG_LINES) -> str:
         try:

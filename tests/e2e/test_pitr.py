@@ -193,3 +193,52 @@ def test_the_passphrase_is_in_no_log_environment_or_inspect(site: Site) -> None:
     status = site.proj.stackctl("status", "--json")
     listed = site.proj.stackctl("backup", "list", "--json")
     assert CIPHER not in status.stdout + status.stderr + listed.stdout + listed.stderr
+
+
+def test_a_new_host_with_only_the_offsite_repository_gets_every_row_back(site: Site) -> None:
+    """The box is lost: every container and volume of the stack is gone (db's data, the local
+    repository, the secrets); the encrypted repository on the sshd is what is left."""
+    site.sql("INSERT INTO pitr_probe (id) VALUES (30), (31)")
+    proc = site.proj.stackctl("backup", "now", "pitr", "--type", "incr", timeout=600)  # its WAL reaches repo 2
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = site.ids()
+    docker = DockerClient()
+    label = f"com.docker.compose.project={site.proj.name}"
+    docker.container.remove(docker.container.list(all=True, filters=[("label", label)]), force=True)
+    volumes = docker.volume.list(filters=[("label", label)])
+    assert any(v.name.endswith("_postgres_data") for v in volumes) and any(
+        v.name.endswith("_pgbackrest_repo") for v in volumes
+    )
+    docker.volume.remove(volumes)
+
+    # up on the new host: a fresh cluster, which repo 2's backups are not; said at once, with what to run
+    proc = site.proj.stackctl("up", timeout=900)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "another cluster's backups are in repo2" in proc.stderr, proc.stderr[-3000:]
+    assert "stackctl restore db --to latest --repo 2 --prod" in proc.stderr, proc.stderr[-3000:]
+
+    plan = site.proj.stackctl("restore", "db", "--to", "latest", "--repo", "2", "--dry-run", "--json")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert json.loads(plan.stdout)["other_cluster"] is True and json.loads(plan.stdout)["reset_repos"] == [1]
+
+    proc = site.proj.stackctl("restore", "db", "--to", "latest", "--repo", "2", "--yes", "--json", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["other_cluster"] is True and result["reset_repos"] == [1]
+    assert result["safety_backup"] and "pre-restore" in result["safety_backup"]
+    assert site.ids() == rows  # every row committed before the backup, from the off-site repository alone
+
+    # the local repository starts anew for the restored cluster: its stanza, a full backup, the window
+    assert site.proj.wait_healthy(300), site.proj.stackctl("status").stdout
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        info = site.info()
+        if {r["repo"]: r["backups"] for r in info["repos"]}.get(1):
+            break
+        time.sleep(3)
+    else:
+        pytest.fail(f"no full backup in repo 1 after the restore: {info}")
+    assert info["cluster_matches"] is True and info["status"] == "ok", info
+    site.sql("INSERT INTO pitr_probe (id) VALUES (32)")  # and it archives again: check passes in both
+    proc = site.proj.stackctl("backup", "verify", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -284,3 +284,135 @@ def test_latest_restores_to_the_end_of_the_archive_and_a_time_promotes(
                        "--target-action=promote", "--repo=2"]  # fmt: skip
     with pytest.raises(ValueError):
         pitrctl.safety("x'; DROP TABLE t; --")
+
+
+# -- a new host: the cluster is not the repository's ---------------------------------------------
+FRESH, OLD = 7716419391505453119, 7716419360727248912
+
+
+def _mismatch_json(t0: int) -> str:
+    """pgBackRest's info on a new host: repo1 made by the fresh cluster's stanza-create (no
+    backup), repo2 the lost cluster's (as printed by pgBackRest 2.55.1 in that case)."""
+    return json.dumps(
+        [
+            {
+                "name": "main",
+                "status": {"code": 5, "message": "database mismatch across repos"},
+                "db": [
+                    {"id": 1, "repo-key": 1, "system-id": FRESH, "version": "17"},
+                    {"id": 1, "repo-key": 2, "system-id": OLD - 1, "version": "17"},
+                    {"id": 2, "repo-key": 2, "system-id": OLD, "version": "17"},
+                ],
+                "backup": [
+                    {
+                        "label": "F",
+                        "type": "full",
+                        "database": {"id": 2, "repo-key": 2},
+                        "timestamp": {"start": t0, "stop": t0 + 20},
+                        "info": {"size": 10, "repository": {"delta": 5}},
+                    }
+                ],
+            }
+        ]
+    )
+
+
+def _fake_psql(system_id: int, archived: str = "2026-12-01T12:00:00Z") -> Any:
+    def psql(sql: str) -> str:
+        return str(system_id) if "pg_control_system" in sql else f"{archived}|"
+
+    return psql
+
+
+def test_the_window_says_whose_cluster_runs_and_ignores_another_clusters_archiver(
+    pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = int(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC).timestamp())
+    out = _mismatch_json(t0)
+    monkeypatch.setattr(pitrctl, "pgbackrest", lambda args, timeout=None: subprocess.CompletedProcess(args, 0, out, ""))
+    monkeypatch.setenv("PITR_REPOS", "1 2")
+    monkeypatch.setattr(pitrctl, "psql", _fake_psql(FRESH))
+    found = pitrctl.info(2)
+    assert found["system_id"] == FRESH and found["source_repo"] == 2 and found["cluster_matches"] is False
+    assert found["window"] == {"start": "2026-12-01T10:00:20Z", "end": "2026-12-01T10:00:20Z"}  # not the fresh one's
+    assert {r["repo"]: r["system_id"] for r in pitrctl.info()["repos"]} == {1: FRESH, 2: OLD}  # the newest entry
+    monkeypatch.setattr(pitrctl, "psql", _fake_psql(OLD))
+    found = pitrctl.info(2)
+    assert found["cluster_matches"] is True and found["window"]["end"] == "2026-12-01T12:00:00Z"
+
+
+def test_another_clusters_stanza_stops_stanza_create_at_once_and_names_the_restore(
+    pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    info = _mismatch_json(1_796_000_000)
+
+    def fake(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        calls.append(args[0])
+        if args[0] == "stanza-create":
+            return subprocess.CompletedProcess(args, 28, "", "ERROR: [028]: backup and archive info files exist but …")
+        return subprocess.CompletedProcess(args, 0, info, "")
+
+    monkeypatch.setattr(pitrctl, "pgbackrest", fake)
+    monkeypatch.setattr(pitrctl, "psql", _fake_psql(FRESH))
+    with pytest.raises(pitrctl.OtherCluster) as err:
+        pitrctl.stanza_create(deadline=1e12)  # a retry would never end: it must not retry
+    assert calls == ["stanza-create", "info"]
+    said = str(err.value)
+    assert f"another cluster's backups are in repo2 (system id {OLD}; this database cluster is {FRESH})" in said
+    assert "restore db --to latest --repo 2" in said and "PITR_REPO2_PATH" in said
+
+
+def test_a_restore_first_deletes_the_stanzas_it_is_asked_to_reset(
+    pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+
+    def fake(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        seen.append(list(args))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(pitrctl, "pgbackrest", fake)
+    pitrctl.restore("latest", 2, [1])
+    assert seen == [["stop"], ["stanza-delete", "--repo=1", "--force"], ["start"],
+                    ["restore", "--delta", "--type=default", "--repo=2"]]  # fmt: skip
+    seen.clear()
+    pitrctl.restore("latest", None)
+    assert seen == [["restore", "--delta", "--type=default"]]  # nothing reset unless asked
+
+    def refused(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        seen.append(list(args))
+        return subprocess.CompletedProcess(args, 55 if args[0] == "stanza-delete" else 0, "", "ERROR: [055]: no")
+
+    seen.clear()
+    monkeypatch.setattr(pitrctl, "pgbackrest", refused)
+    with pytest.raises(RuntimeError, match="stanza-delete --repo=1 --force failed"):
+        pitrctl.restore("latest", 2, [1])
+    assert ["restore", "--delta", "--type=default", "--repo=2"] not in seen  # no restore after a failed reset
+
+
+def test_only_a_repository_without_backups_is_started_anew() -> None:
+    from stackctl.core.pitr import PitrInfo, repos_to_reset
+
+    source = PitrInfo("x", None, None, None, repos=[{"repo": 2, "backups": 3, "system_id": OLD}], source_repo=2)
+    fresh = {"repo": 1, "backups": 0, "system_id": FRESH}
+    everything = PitrInfo("x", None, None, None, repos=[fresh, {"repo": 2, "backups": 3, "system_id": OLD}])
+    assert repos_to_reset(everything, source) == [1]
+    same = PitrInfo("x", None, None, None, repos=[{**fresh, "system_id": OLD}, source.repos[0]])
+    assert repos_to_reset(same, source) == []
+    held = PitrInfo("x", None, None, None, repos=[{**fresh, "backups": 2}, source.repos[0]])
+    with pytest.raises(RestoreError, match=r"repo1 holds 2 backup\(s\) of another cluster .*nothing was changed"):
+        repos_to_reset(held, source)
+
+
+def test_up_names_the_restore_when_the_offsite_repository_holds_another_cluster() -> None:
+    from stackctl.config.profile import PROD
+    from stackctl.core.stack import _unhealthy_hint
+
+    line = (
+        "2026-12-07T05:00:00Z pitrctl: another cluster's backups are in repo2 (system id 1; this database cluster "
+        "is 2). On a new host, bring the data back with `restore db --to latest --repo 2`; otherwise ..."
+    )
+    hint = _unhealthy_hint({"pgbackrest": f"earlier\n{line}\n"}, PROD)
+    assert hint.startswith("another cluster's backups are in repo2 (system id 1; this database cluster is 2)")
+    assert "`stackctl restore db --to latest --repo 2 --prod`" in hint and "`stackctl up --prod`" in hint
