@@ -13,7 +13,8 @@
   backup --type T        a backup now (full, diff or incr) in every repository, or --repo N
   safety NAME            a safety point: pg_create_restore_point(NAME), then `pgbackrest
                          check` (which switches WAL and waits until the segment is archived):
-                         every commit so far is then in the repositories
+                         every commit so far is then in the repositories. Its time and
+                         timeline are kept in SAFETY_POINTS (info lists them)
   check | verify         pgBackRest's check (archiving works), verify (every file in the
                          repositories is readable and sound)
   restore --target T     (db stopped) pgBackRest's delta restore of PGDATA to T (`latest`:
@@ -21,7 +22,9 @@
                          from --repo N or the best repository; postgres replays the WAL to T
                          at its next start, then promotes. --reset-repo R first deletes repo
                          R's stanza (one with no backup, made for another cluster), so that it
-                         takes the restored cluster's WAL
+                         takes the restored cluster's WAL.
+  restore --point NAME   the same, to a safety point: on its own timeline (which the restore
+                         after it left), from the newest backup that ended before it
 
 pgBackRest does the work (WAL handling, backups, restores, retention, encryption); this only
 schedules it and reports JSON. Its options come from PGBACKREST_* variables and the secrets
@@ -48,6 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backupctl import UTC, iso, next_runs
 
 STATE = Path(os.environ.get("PITR_STATE", "/tmp/pitrctl-state.json"))
+# the safety points, beside the local repository (which outlives the containers)
+SAFETY_POINTS = Path(os.environ.get("PGBACKREST_REPO1_PATH", "/var/lib/pgbackrest")) / "stackctl-safety-points.json"
 SOCKET = os.environ.get("PGBACKREST_PG1_SOCKET_PATH", "/var/run/postgresql")
 EX_CONFIG = 78
 
@@ -180,6 +185,7 @@ def info(repo: int | None = None) -> dict[str, Any]:
 
     keys = sorted({b["repo"] for b in backups} | set([repo] if repo else repos()))
     return {
+        "safety_points": safety_points(),
         "stanza": stanza.get("name"),
         "status": status.get("message"),
         "status_code": status.get("code"),
@@ -381,10 +387,36 @@ def reset_repos(keys: Sequence[int]) -> None:
             log(f"{command[1][2:]}: the stanza of another cluster (no backup in it) deleted")
 
 
-def restore(target: str, repo: int | None, reset: Sequence[int] = ()) -> dict[str, Any]:
+def safety_points() -> list[dict[str, Any]]:
+    try:
+        value = json.loads(SAFETY_POINTS.read_text())
+    except (OSError, ValueError):
+        return []
+    return [p for p in value if isinstance(p, dict)] if isinstance(value, list) else []
+
+
+def _point_args(name: str, repo: int | None) -> list[str]:
+    """pgBackRest's arguments for a restore to the safety point NAME: its timeline, and the
+    newest backup that ended before it (a later one may be on the timeline a restore began)."""
+    point = next((p for p in safety_points() if p.get("name") == name), None)
+    if point is None:
+        raise ValueError(f"no safety point {name!r} is recorded here")
+    ended = [b for b in info(repo)["backups"] if b["stop"] and b["stop"] < point["time"]]
+    if not ended:
+        raise ValueError(f"no backup ended before the safety point {name} ({point['time']})")
+    newest = max(ended, key=lambda b: b["stop"])
+    return [
+        "--type=name", f"--target={name}", f"--target-timeline={point['timeline']}",
+        "--target-action=promote", f"--set={newest['label']}",
+    ]  # fmt: skip
+
+
+def restore(target: str, repo: int | None, reset: Sequence[int] = (), point: str | None = None) -> dict[str, Any]:
     reset_repos(reset)
     args = ["restore", "--delta"]
-    if target == "latest":  # to the end of the archive, then promote (postgres' default)
+    if point:
+        args += _point_args(point, repo)
+    elif target == "latest":  # to the end of the archive, then promote (postgres' default)
         args.append("--type=default")
     else:
         args += ["--type=time", f"--target={target}", "--target-action=promote"]
@@ -400,12 +432,20 @@ def restore(target: str, repo: int | None, reset: Sequence[int] = ()) -> dict[st
 def safety(name: str) -> dict[str, Any]:
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"a restore point's name is letters, digits, - and _: {name!r}")
+    at = iso(dt.datetime.now(UTC))  # before the point: a backup that ended earlier can reach it
     lsn = psql(f"SELECT pg_create_restore_point('{name}')")
-    timeline = psql("SELECT timeline_id FROM pg_control_checkpoint()")
+    # the timeline the point's WAL is written on (pg_control_checkpoint() lags behind a promotion
+    # until the next checkpoint): the first 8 hex digits of its segment's name
+    timeline = int(psql(f"SELECT pg_walfile_name('{lsn}')")[:8] or "0", 16)
     done = pgbackrest(["check"], timeout=300)
     if done.returncode:
         raise RuntimeError(tail(done.stderr or done.stdout))
-    return {"name": name, "lsn": lsn, "timeline": int(timeline or 0), "time": iso(dt.datetime.now(UTC))}
+    point = {"name": name, "lsn": lsn, "timeline": timeline, "time": at}
+    kept = [p for p in safety_points() if p.get("name") != name][-49:]  # the last 50
+    temp = SAFETY_POINTS.with_name(f".{SAFETY_POINTS.name}.tmp")
+    temp.write_text(json.dumps([*kept, point]))
+    temp.replace(SAFETY_POINTS)
+    return point
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -423,7 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("check")
     sub.add_parser("verify")
     p_restore = sub.add_parser("restore")
-    p_restore.add_argument("--target", required=True)
+    p_restore.add_argument("--target", default="latest")
+    p_restore.add_argument("--point")
     p_restore.add_argument("--repo", type=int)
     p_restore.add_argument("--reset-repo", type=int, action="append", default=[])
     args = parser.parse_args(argv)
@@ -457,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 checked.extend([repo] if repo else repos())
             payload = {"command": args.command, "repos": checked, "seconds": round(time.monotonic() - started, 2)}
         else:
-            payload = restore(args.target, args.repo, args.reset_repo)
+            payload = restore(args.target, args.repo, args.reset_repo, args.point)
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
         print(f"pitrctl {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -175,6 +175,11 @@ def backup_list(
         out.info("no logical backups yet: `stackctl backup now` takes one")
     if physical is not None:
         out.data(pitr_window_line(physical))
+        for point in physical.safety_points[-5:]:
+            out.data(
+                f"safety point {point.get('name')} ({point.get('time')}, timeline {point.get('timeline')}): "
+                f"`restore db --to {point.get('name')}` goes back to it"
+            )
 
 
 @backup_app.command("verify")
@@ -344,9 +349,9 @@ def restore_db(
         str | None,
         typer.Option(
             "--to",
-            metavar="latest|TIME",
-            help="Point-in-time recovery with pgBackRest: the whole cluster to `latest` or to a time "
-            'with its zone ("2026-12-01T10:00:00Z").',
+            metavar="latest|TIME|POINT",
+            help="Point-in-time recovery with pgBackRest: the whole cluster to `latest`, to a time "
+            'with its zone ("2026-12-01T10:00:00Z"), or back to a safety point (stackctl-pre-restore-…).',
         ),
     ] = None,
     repo: Annotated[
@@ -454,8 +459,7 @@ def _restore_to(
     else:
         out.data(
             f"safety point: {result.safety_point} at {result.safety_time}, timeline {result.safety_timeline}: every "
-            "commit made before the restore is archived (to go back to it: pgbackrest restore --type=name "
-            f"--target={result.safety_point} --target-timeline={result.safety_timeline}, see docs/deployment.md)"
+            f"commit made before the restore is archived; `restore db --to {result.safety_point}` goes back to it"
         )
     if anew:
         out.data(f"{anew}: started anew for the restored cluster; the pgbackrest service takes a full backup there now")

@@ -672,6 +672,12 @@ class BackupsGroup(Group):
     pitr_repo2_s3_endpoint: str | None = var(
         None, doc="s3: the endpoint host (s3.amazonaws.com, or your store's).", example=""
     )
+    pitr_repo2_s3_port: int = var(443, doc="s3: the endpoint's HTTPS port.")
+    pitr_repo2_s3_ca_file: str | None = var(
+        None,
+        doc="s3: host path of a PEM bundle with the CA that signed the endpoint's certificate, for a store with a private CA (pgBackRest's repo2-storage-ca-file); unset, the image's system CAs are trusted. It travels in db's secrets volume.",
+        example="",
+    )
     pitr_repo2_s3_region: str = var("us-east-1", doc="s3: the region.")
     pitr_repo2_s3_uri_style: Literal["host", "path"] = var(
         "host", doc="s3: bucket in the host name (host) or in the path (path, most self-hosted stores)."
@@ -693,9 +699,9 @@ class BackupsGroup(Group):
             raise ValueError("must be between 1 and 999")
         return value
 
-    @field_validator("pitr_repo2_sftp_port")
+    @field_validator("pitr_repo2_sftp_port", "pitr_repo2_s3_port")
     @classmethod
-    def _sftp_port(cls, value: int) -> int:
+    def _repo2_port(cls, value: int) -> int:
         if not 1 <= value <= 65535:
             raise ValueError("port must be between 1 and 65535")
         return value

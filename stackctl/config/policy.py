@@ -255,16 +255,10 @@ def pitr_policy(cfg: StackConfig, file: str) -> list[ConfigProblem]:
             bk.pitr_repo2_sftp_known_hosts,
             "write the server's host key into a file (`ssh-keyscan -p PORT HOST > known_hosts`) and point it there",
         )
-        for variable, value in (
+        files = [
             ("PITR_REPO2_SFTP_PRIVATE_KEY", bk.pitr_repo2_sftp_private_key),
             ("PITR_REPO2_SFTP_KNOWN_HOSTS", bk.pitr_repo2_sftp_known_hosts),
-        ):
-            if value and not (Path(file).parent / value).is_file():
-                problems.append(
-                    ConfigProblem(
-                        file, variable, "Backups", "file not found", value=value, hint="point it at an existing file"
-                    )
-                )
+        ]
         if "bookworm" in cfg.images.postgres_image:
             problems.append(
                 ConfigProblem(
@@ -281,6 +275,14 @@ def pitr_policy(cfg: StackConfig, file: str) -> list[ConfigProblem]:
         need("PITR_REPO2_S3_ENDPOINT", bk.pitr_repo2_s3_endpoint, "set the endpoint host, e.g. s3.amazonaws.com")
         need("PITR_REPO2_S3_KEY", bk.pitr_repo2_s3_key, "set the access key")
         need("PITR_REPO2_S3_KEY_SECRET", bk.pitr_repo2_s3_key_secret, "set the secret access key")
+        files = [("PITR_REPO2_S3_CA_FILE", bk.pitr_repo2_s3_ca_file)]
+    for variable, value in files:
+        if value and not (Path(file).parent / value).is_file():
+            problems.append(
+                ConfigProblem(
+                    file, variable, "Backups", "file not found", value=value, hint="point it at an existing file"
+                )
+            )
     return problems
 
 

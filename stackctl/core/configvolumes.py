@@ -102,14 +102,20 @@ def config_volumes(config: StackConfig, root: Path) -> list[ConfigVolume]:
     ]
     bk = config.backups
     if bk.pitr_enabled:
-        # pgBackRest's secret options, and with an SFTP repository its key and known_hosts:
-        # db (archive-push) and the pgbackrest service both mount db_secrets.
+        # pgBackRest's secret options, with an SFTP repository its key and known_hosts, with
+        # an S3 one the CA bundle it trusts: db (archive-push) and the pgbackrest service both
+        # mount db_secrets.
         extra = [VolumeFile("pgbackrest.conf", pgbackrest_secret_conf(config).encode(), 0o440)]
+        repo2_files: tuple[tuple[str, str, str | None], ...] = ()
         if bk.pitr_repo2_type == "sftp" and bk.pitr_repo2_sftp_private_key and bk.pitr_repo2_sftp_known_hosts:
-            for name, variable, value in (
+            repo2_files = (
                 ("pitr_repo2_key", "PITR_REPO2_SFTP_PRIVATE_KEY", bk.pitr_repo2_sftp_private_key),
                 ("pitr_repo2_known_hosts", "PITR_REPO2_SFTP_KNOWN_HOSTS", bk.pitr_repo2_sftp_known_hosts),
-            ):
+            )
+        elif bk.pitr_repo2_type == "s3":
+            repo2_files = (("pitr_repo2_ca", "PITR_REPO2_S3_CA_FILE", bk.pitr_repo2_s3_ca_file),)
+        for name, variable, value in repo2_files:
+            if value:
                 extra.append(VolumeFile(name, _read_file(root, value, variable, config), 0o440))
         db_volume = next(v for v in volumes if v.service == "db")
         volumes[volumes.index(db_volume)] = replace(db_volume, files=(*db_volume.files, *extra))

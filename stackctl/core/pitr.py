@@ -24,6 +24,7 @@ restored cluster's WAL.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class PitrInfo:
     system_id: int | None = None  # the running cluster's
     source_repo: int | None = None  # the repository a restore would read (the one asked, or the first with backups)
     cluster_matches: bool | None = None  # is the running cluster the source repository's? (None: unknown)
+    safety_points: list[dict[str, Any]] = field(default_factory=list)  # name, time, timeline, lsn
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ def pitr_info(stack: StackView, *, repo: int | None = None, error: type[Stackctl
         system_id=payload.get("system_id"),
         source_repo=payload.get("source_repo"),
         cluster_matches=payload.get("cluster_matches"),
+        safety_points=list(payload.get("safety_points", [])),
     )
 
 
@@ -195,6 +198,9 @@ def pitr_backup(stack: Stack, kind: str, report: Report = quiet) -> list[int]:
     )
 
 
+SAFETY_POINT = re.compile(r"stackctl-pre-restore-\d{8}T\d{6}Z")
+
+
 def parse_target(text: str) -> dt.datetime | None:
     """None for `latest`; else an aware time (a time zone is required: Z for UTC)."""
     if text.strip().lower() == "latest":
@@ -203,8 +209,9 @@ def parse_target(text: str) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(text.strip().replace(" ", "T", 1))
     except ValueError:
         raise RestoreError(
-            f"--to {text!r} is neither `latest` nor a time",
-            hint='give an ISO 8601 time with its zone, e.g. --to "2026-12-01T10:00:00Z"',
+            f"--to {text!r} is neither `latest`, a time nor a safety point",
+            hint='give an ISO 8601 time with its zone, e.g. --to "2026-12-01T10:00:00Z", or a safety point\'s '
+            "name (stackctl-pre-restore-…, `stackctl backup list` shows them)",
         ) from None
     if moment.tzinfo is None:
         raise RestoreError(
@@ -237,7 +244,8 @@ def restore_to(
 
     _require(stack, RestoreError)
     started = time.monotonic()
-    target = parse_target(to)
+    point_name = to.strip() if SAFETY_POINT.fullmatch(to.strip()) else None
+    target = None if point_name else parse_target(to)
     if (repo is not None and repo not in (1, 2)) or (repo == 2 and not stack.config.backups.repo2):
         raise RestoreError(
             f"--repo {repo}: {stack.name} has no such pgBackRest repository",
@@ -265,7 +273,9 @@ def restore_to(
             f"--to {_iso(target)} is in the future: {shown}; nothing was changed",
             hint="pick a time inside the window, or --to latest",
         )
-    label = "latest" if target is None else _iso(target)
+    if point_name:
+        _reachable(info, point_name, repo)
+    label = point_name or ("latest" if target is None else _iso(target))
     other = info.cluster_matches is False
     everything = pitr_info(stack, error=RestoreError) if repo is not None else info
     reset = repos_to_reset(everything, info)
@@ -304,8 +314,9 @@ def restore_to(
         _start(stack, ["db", SERVICE, *stopped], report, timeout, best_effort=True)
         raise RestoreError(f"could not stop the services (exit {exc.return_code}); nothing was restored") from None
     report(f"pgbackrest restore --delta to {label}")
-    argv = ["pitrctl.py", "restore", "--target", "latest" if target is None else _pg_time(target)]
-    argv += [*(["--repo", str(repo)] if repo else []), *[f"--reset-repo={key}" for key in reset]]
+    aim = ["--point", point_name] if point_name else ["--target", "latest" if target is None else _pg_time(target)]
+    argv = ["pitrctl.py", "restore", *aim, *(["--repo", str(repo)] if repo else [])]
+    argv += [f"--reset-repo={key}" for key in reset]
     try:
         out = stack.client.compose.run(SERVICE, argv, remove=True, dependencies=False, tty=False)
     except DockerException as exc:
@@ -337,6 +348,23 @@ def restore_to(
         safety_backup=dumped,
         reset_repos=reset,
     )
+
+
+def _reachable(info: PitrInfo, name: str, repo: int | None) -> None:
+    """A safety point can be recovered to from a backup that ended before it."""
+    point = next((p for p in info.safety_points if p.get("name") == name), None)
+    if point is None:
+        known = ", ".join(str(p.get("name")) for p in info.safety_points[-3:]) or "none"
+        raise RestoreError(
+            f"no safety point {name} is recorded (the last ones: {known}); nothing was changed",
+            hint="`stackctl backup list` lists the safety points with their times",
+        )
+    if not any(b.stop and b.stop < str(point.get("time")) for b in info.backups if repo in (None, b.repo)):
+        raise RestoreError(
+            f"no backup{f' in repo {repo}' if repo else ''} ended before the safety point {name} ({point.get('time')}):"
+            " the retention expired them; nothing was changed",
+            hint="restore to a time inside the window instead (`stackctl backup list` shows it)",
+        )
 
 
 def _up(stack: Stack, services: list[str]) -> None:

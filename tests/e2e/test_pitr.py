@@ -128,6 +128,19 @@ def test_a_moment_between_t1_and_t2_gives_t1s_rows_and_not_t2s(site: Site) -> No
     assert containers(site.proj, "web")[0].id == web_before
     assert site.proj.gql("{ notes(limit: 1) { id } }") is not None
 
+    # the restore was a mistake: back to its safety point, on the timeline the restore left
+    listed = site.proj.stackctl("backup", "list")
+    assert f"safety point {result['safety_point']}" in listed.stdout, listed.stdout
+    proc = site.proj.stackctl("restore", "db", "--to", result["safety_point"], "--yes", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    back = json.loads(proc.stdout)
+    assert back["target"] == result["safety_point"] and back["safety_point"] != result["safety_point"]
+    assert back["safety_timeline"] == result["safety_timeline"] + 1  # recorded on the restore's timeline
+    assert site.ids() == [1, 2, 3]  # t2's rows are back
+    # and t2's update of row 1 (made after row 3's insert)
+    assert site.sql("SELECT (SELECT at FROM pitr_probe WHERE id = 1) > (SELECT at FROM pitr_probe WHERE id = 3)") == "t"
+    assert site.proj.wait_healthy(120)
+
 
 def test_latest_after_kill_9_loses_no_committed_row(site: Site) -> None:
     before = site.ids()

@@ -416,3 +416,101 @@ def test_up_names_the_restore_when_the_offsite_repository_holds_another_cluster(
     hint = _unhealthy_hint({"pgbackrest": f"earlier\n{line}\n"}, PROD)
     assert hint.startswith("another cluster's backups are in repo2 (system id 1; this database cluster is 2)")
     assert "`stackctl restore db --to latest --repo 2 --prod`" in hint and "`stackctl up --prod`" in hint
+
+
+S3 = {
+    "PITR_REPO2_TYPE": "s3",
+    "PITR_REPO2_S3_BUCKET": "backups",
+    "PITR_REPO2_S3_ENDPOINT": "s3.example.net",
+    "PITR_REPO2_S3_KEY": "AKIAUNITTEST0123",
+    "PITR_REPO2_S3_KEY_SECRET": "unit-s3-secret-value-0123456789",
+    "PITR_REPO2_CIPHER_PASS": CIPHER,
+}
+
+
+def test_a_missing_s3_ca_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, {**S3, "PITR_REPO2_S3_CA_FILE": "./nowhere.pem"})
+    assert "PITR_REPO2_S3_CA_FILE: file not found" in _said(err)
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path / "port", {**S3, "PITR_REPO2_S3_PORT": "70000"})
+    assert "PITR_REPO2_S3_PORT" in _said(err) and "between 1 and 65535" in _said(err)
+
+
+def test_the_s3_ca_file_and_port_reach_pgbackrest(tmp_path: Path) -> None:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "s3-ca.pem").write_text("-----BEGIN CERTIFICATE-----\nunit\n-----END CERTIFICATE-----\n")
+    cfg = _load(tmp_path, {**S3, "PITR_REPO2_S3_CA_FILE": "./s3-ca.pem", "PITR_REPO2_S3_PORT": "9000"})
+    text, compose = _compose(cfg, tmp_path)
+    for secret in (S3["PITR_REPO2_S3_KEY"], S3["PITR_REPO2_S3_KEY_SECRET"], CIPHER):
+        assert secret not in text
+    for name in ("db", "pgbackrest"):
+        env = compose["services"][name]["environment"]
+        assert env["PGBACKREST_REPO2_STORAGE_CA_FILE"] == "/run/secrets/pitr_repo2_ca"
+        assert env["PGBACKREST_REPO2_STORAGE_PORT"] == "9000"
+        assert "db_secrets:/run/secrets" in _mounts(compose["services"][name])
+        assert "default" in compose["services"][name]["networks"]  # they reach the S3 endpoint
+    db_secrets = next(v for v in config_volumes(cfg, tmp_path) if v.name == "db_secrets")
+    files = {f.name: f for f in db_secrets.files}
+    assert files["pitr_repo2_ca"].content.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert files["pitr_repo2_ca"].mode == 0o440
+    assert "pitr_repo2_key" not in files  # the SFTP files only with sftp
+    conf = files["pgbackrest.conf"].content.decode()
+    assert "storage-ca-file" not in conf  # a path, given as a variable; the file is no secret
+
+    # without it, the image's system CAs and the default port
+    plain = _load(tmp_path / "plain", S3)
+    _, compose = _compose(plain, tmp_path / "plain")
+    env = compose["services"]["db"]["environment"]
+    assert "PGBACKREST_REPO2_STORAGE_CA_FILE" not in env and env["PGBACKREST_REPO2_STORAGE_PORT"] == "443"
+    db_secrets = next(v for v in config_volumes(plain, tmp_path / "plain") if v.name == "db_secrets")
+    assert "pitr_repo2_ca" not in {f.name for f in db_secrets.files}
+
+
+# -- back to a safety point --------------------------------------------------------------------
+def test_a_safety_point_is_kept_with_its_timeline_and_a_restore_goes_back_to_it(
+    pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(pitrctl, "SAFETY_POINTS", tmp_path / "points.json")
+    answers = {"pg_create_restore_point": "0/5000090", "pg_walfile_name": "000000030000000000000005"}
+
+    def psql(sql: str) -> str:  # what the safety point asks; anything else: db is down (a restore runs)
+        for key, value in answers.items():
+            if key in sql:
+                return value
+        raise RuntimeError("no socket")
+
+    monkeypatch.setattr(pitrctl, "psql", psql)
+    t0 = int(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC).timestamp())
+    out = _info_json(("OLD", 1, t0, t0 + 20), ("NEWER", 1, t0 + 100, t0 + 130), ("AFTER", 1, t0 + 9000, t0 + 9100))
+    seen: list[list[str]] = []
+
+    def fake(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        seen.append(list(args))
+        return subprocess.CompletedProcess(args, 0, out if args[0] == "info" else "", "")
+
+    monkeypatch.setattr(pitrctl, "pgbackrest", fake)
+    point = pitrctl.safety("stackctl-pre-restore-20261201T110000Z")
+    assert point["timeline"] == 3  # from the WAL segment's name, not the last checkpoint
+    assert pitrctl.safety_points() == [point]
+    point["time"] = "2026-12-01T11:00:00Z"  # between NEWER's end and AFTER's
+    (tmp_path / "points.json").write_text(json.dumps([point]))
+    seen.clear()
+    pitrctl.restore("latest", None, point="stackctl-pre-restore-20261201T110000Z")
+    assert seen[-1] == ["restore", "--delta", "--type=name", "--target=stackctl-pre-restore-20261201T110000Z",
+                        "--target-timeline=3", "--target-action=promote", "--set=NEWER"]  # fmt: skip
+    with pytest.raises(ValueError, match="no safety point"):
+        pitrctl.restore("latest", None, point="stackctl-pre-restore-20991201T110000Z")
+
+
+def test_a_safety_point_needs_a_backup_from_before_it() -> None:
+    from stackctl.core.pitr import PitrBackup, PitrInfo, _reachable
+
+    point = {"name": "stackctl-pre-restore-20261201T110000Z", "time": "2026-12-01T11:00:00Z", "timeline": 1}
+    before = PitrBackup("F", "full", 1, None, "2026-12-01T10:00:20Z", None, None)
+    after = PitrBackup("G", "full", 2, None, "2026-12-01T12:00:00Z", None, None)
+    _reachable(PitrInfo("ok", None, None, None, backups=[before], safety_points=[point]), point["name"], None)
+    with pytest.raises(RestoreError, match="no backup in repo 2 ended before the safety point"):
+        _reachable(PitrInfo("ok", None, None, None, backups=[before, after], safety_points=[point]), point["name"], 2)
+    with pytest.raises(RestoreError, match="no safety point stackctl-pre-restore-20261201T120000Z is recorded"):
+        _reachable(PitrInfo("ok", None, None, None, safety_points=[point]), "stackctl-pre-restore-20261201T120000Z", 1)
