@@ -16,35 +16,17 @@ from dataclasses import dataclass
 import pytest
 from python_on_whales import DockerClient
 
+from tests.e2e.pitrsite import PitrSite, running, stack_network
 from tests.e2e.sftpserver import SftpServer, sftp_on
-from tests.e2e.stackenv import Proj, containers, make_project, remove_built_images
+from tests.e2e.stackenv import containers, make_project
 
 pytestmark = pytest.mark.engine
 CIPHER = "a-test-passphrase-of-thirty-chars"
 
 
 @dataclass
-class Site:
-    proj: Proj
+class Site(PitrSite):
     sftp: SftpServer
-
-    def sql(self, query: str) -> str:
-        db = containers(self.proj, "db")[0]
-        done = subprocess.run(
-            ["docker", "exec", db.name, "psql", "-XAt", "-v", "ON_ERROR_STOP=1", "-U", "django", "-d", "django",
-             "-c", query],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    def ids(self) -> list[int]:
-        return [int(x) for x in self.sql("SELECT id FROM pitr_probe ORDER BY id").split()]
-
-    def info(self) -> dict:
-        proc = self.proj.stackctl("backup", "list", "--json")
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return json.loads(proc.stdout)["pitr"]
 
 
 def _utc_now() -> str:
@@ -67,36 +49,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "PITR_REPO2_CIPHER_PASS": CIPHER,
         },
     )
-    docker = DockerClient()
-    network = f"{proj.name}_default"  # made first, with compose's labels, for sshd to join
-    docker.network.create(
-        network, labels={"com.docker.compose.project": proj.name, "com.docker.compose.network": "default"}
-    )
-    try:
-        with sftp_on(network, workdir=tmp) as sftp:
-            (proj.root / "sftp_key").write_bytes(sftp.private_key.read_bytes())
-            (proj.root / "sftp_known_hosts").write_bytes(sftp.known_hosts.read_bytes())
-            made = Site(proj, sftp)
-            try:
-                proc = proj.stackctl("up", timeout=900)
-                assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-                # the first full backups (both repositories), taken when the pgbackrest service starts
-                deadline = time.monotonic() + 180
-                while time.monotonic() < deadline:
-                    repos = {r["repo"]: r["backups"] for r in made.info()["repos"]}
-                    if repos.get(1) and repos.get(2):
-                        break
-                    time.sleep(3)
-                else:
-                    pytest.fail(f"no first full backup in both repositories: {made.info()}")
-                made.sql("CREATE TABLE pitr_probe (id int PRIMARY KEY, at timestamptz DEFAULT now())")
-                yield made
-            finally:
-                proj.stackctl("down", "--volumes", "--yes")
-    finally:
-        if docker.network.exists(network):
-            docker.network.remove(network)
-        remove_built_images(proj.name)
+    with stack_network(proj) as network, sftp_on(network, workdir=tmp) as sftp:
+        (proj.root / "sftp_key").write_bytes(sftp.private_key.read_bytes())
+        (proj.root / "sftp_known_hosts").write_bytes(sftp.known_hosts.read_bytes())
+        made = Site(proj, sftp)
+        with running(made):
+            yield made
 
 
 def test_the_window_and_both_repositories_are_listed(site: Site) -> None:

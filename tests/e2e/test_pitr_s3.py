@@ -8,10 +8,8 @@ rows back, and no secret shows in a log or `docker inspect`.
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,8 +17,9 @@ import pytest
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from tests.e2e.pitrsite import PitrSite, running, stack_network
 from tests.e2e.s3server import IMAGE, S3Server, s3_on
-from tests.e2e.stackenv import Proj, containers, make_project, remove_built_images
+from tests.e2e.stackenv import containers, make_project
 
 pytestmark = pytest.mark.engine
 CIPHER = f"s3-test-passphrase-{secrets.token_hex(12)}"
@@ -31,27 +30,8 @@ REPO_PATH = "/stack/pgbackrest"
 
 
 @dataclass
-class Site:
-    proj: Proj
+class Site(PitrSite):
     s3: S3Server
-
-    def sql(self, query: str) -> str:
-        db = containers(self.proj, "db")[0]
-        done = subprocess.run(
-            ["docker", "exec", db.name, "psql", "-XAt", "-v", "ON_ERROR_STOP=1", "-U", "django", "-d", "django",
-             "-c", query],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    def ids(self) -> list[int]:
-        return [int(x) for x in self.sql("SELECT id FROM pitr_probe ORDER BY id").split()]
-
-    def info(self) -> dict:
-        proc = self.proj.stackctl("backup", "list", "--json")
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return json.loads(proc.stdout)["pitr"]
 
 
 @pytest.fixture(scope="module")
@@ -73,36 +53,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "PITR_REPO2_CIPHER_PASS": CIPHER,
         },
     )
-    docker = DockerClient()
-    network = f"{proj.name}_default"  # made first, with compose's labels, for the S3 server to join
-    docker.network.create(
-        network, labels={"com.docker.compose.project": proj.name, "com.docker.compose.network": "default"}
-    )
     try:
-        with s3_on(network, workdir=tmp, alias="s3") as s3:
+        with stack_network(proj) as network, s3_on(network, workdir=tmp, alias="s3") as s3:
             (proj.root / "s3-ca.pem").write_bytes(s3.ca.read_bytes())
             s3.create_bucket(BUCKET)
             made = Site(proj, s3)
-            try:
-                proc = proj.stackctl("up", timeout=900)
-                assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-                # the first full backups (both repositories), taken when the pgbackrest service starts
-                deadline = time.monotonic() + 180
-                while time.monotonic() < deadline:
-                    repos = {r["repo"]: r["backups"] for r in made.info()["repos"]}
-                    if repos.get(1) and repos.get(2):
-                        break
-                    time.sleep(3)
-                else:
-                    pytest.fail(f"no first full backup in both repositories: {made.info()}")
-                made.sql("CREATE TABLE pitr_probe (id int PRIMARY KEY, at timestamptz DEFAULT now())")
+            with running(made):
                 yield made
-            finally:
-                proj.stackctl("down", "--volumes", "--yes")
     finally:
-        if docker.network.exists(network):
-            docker.network.remove(network)
-        remove_built_images(proj.name)
+        docker = DockerClient()
         if docker.image.exists(IMAGE):
             with contextlib.suppress(DockerException):  # another run of this module is using it
                 docker.image.remove(IMAGE, force=True)
