@@ -12,9 +12,11 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
 
 from tests.e2e.stackenv import Proj, containers, http, make_project, multipart, remove_built_images, sha256
 
@@ -115,7 +117,7 @@ s.connect("/run/stackctl/current/daphne-8000.sock")
 head = (f"POST /graphql HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: https\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
 s.sendall(head + body[:5])
-print("sent-half", flush=True)
+open("/tmp/in-flight-half-sent", "w").close()  # the test stops web once this is there
 time.sleep(float(sys.argv[1]))
 s.sendall(body[5:])
 reply = b""
@@ -125,19 +127,30 @@ print(reply.split(b"\r\n", 1)[0].decode(), reply.rsplit(b"\r\n\r\n", 1)[-1].deco
 """
 
 
+def _exists(container: Any, path: str) -> bool:
+    try:
+        container.execute(["test", "-e", path])
+    except DockerException:
+        return False
+    return True
+
+
 def test_sigterm_finishes_the_request_in_flight_then_exits(granian: Proj) -> None:
     web = containers(granian, "web")[0]
     out: list[str] = []
 
     def client() -> None:
         try:
-            out.append(web.execute(["python", "-c", IN_FLIGHT, "1.5"]))
+            out.append(web.execute(["python", "-c", IN_FLIGHT, "3"]))
         except Exception as exc:  # the container went away before answering
             out.append(f"failed: {exc}")
 
     thread = threading.Thread(target=client)
     thread.start()
-    time.sleep(1.0)  # the first half is sent (python starts in about 0.1 s in the container)
+    deadline = time.monotonic() + 15  # until the first half is sent (docker exec and python start first)
+    while not _exists(web, "/tmp/in-flight-half-sent"):
+        assert time.monotonic() < deadline and thread.is_alive(), out
+        time.sleep(0.05)
     started = time.monotonic()
     web.stop(time=20)  # SIGTERM to the entrypoint, which passes it on; SIGKILL only after 20 s
     stopped_after = time.monotonic() - started
@@ -145,7 +158,8 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(granian: Proj) -> Non
     web.reload()
     assert out and "HTTP/1.1 200" in out[0] and '"pong"' in out[0], out
     assert web.state.exit_code == 143, web.state.exit_code  # the entrypoint's own exit on TERM, not a kill
-    assert 1.0 < stopped_after < 10, stopped_after  # it waited for the request, not for the 20 s
+    # it waited for the request's second half, 3 s after the first (less the marker's poll), not for the 20 s
+    assert 2.0 < stopped_after < 12, stopped_after
     logs = docker.container.logs(web)
     assert "Traceback" not in logs, logs[-3000:]
     granian.stackctl("up", check=True)  # and the stack comes back
