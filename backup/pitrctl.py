@@ -273,11 +273,10 @@ def stanza_create(deadline: float) -> None:
 
 
 def has_backup(repo: int) -> bool:
-    done = pgbackrest(["info", "--output=json", f"--repo={repo}"], timeout=120)
-    if done.returncode:
+    try:
+        return bool(stanza_info(repo).get("backup"))
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError):
         return False
-    stanzas = json.loads(done.stdout or "[]")
-    return bool(stanzas and stanzas[0].get("backup"))
 
 
 class Stop(Exception):

@@ -444,7 +444,9 @@ def _restore_to(
         return
     anew = ", ".join(f"repo{key}" for key in result.reset_repos)
     if result.dry_run:
-        other = " db holds another cluster than the repository's: it would be dumped first;" * result.other_cluster
+        other = ""
+        if result.other_cluster:
+            other = " db holds another cluster than the repository's: it would be dumped first;"
         out.success(
             f"would recover to {result.target}: inside the recoverable window {result.window.start} to now;{other} "
             f"would stop {', '.join(result.would_stop)}{f'; would start {anew} anew' if anew else ''}; "

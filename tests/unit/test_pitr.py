@@ -267,16 +267,22 @@ def test_without_archiver_stats_the_window_ends_at_the_newest_backup(
     assert pitrctl.info()["window"] is None
 
 
-def test_latest_restores_to_the_end_of_the_archive_and_a_time_promotes(
-    pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _recording(pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch, *, info: str = "") -> list[list[str]]:
+    """pgBackRest stubbed: every call's arguments recorded, each succeeds (`info` prints INFO)."""
     seen: list[list[str]] = []
 
     def fake(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         seen.append(list(args))
-        return subprocess.CompletedProcess(args, 0, "", "")
+        return subprocess.CompletedProcess(args, 0, info if args[0] == "info" else "", "")
 
     monkeypatch.setattr(pitrctl, "pgbackrest", fake)
+    return seen
+
+
+def test_latest_restores_to_the_end_of_the_archive_and_a_time_promotes(
+    pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _recording(pitrctl, monkeypatch)
     pitrctl.restore("latest", None)
     pitrctl.restore("2026-12-01 10:00:00.000000+00", 2)
     assert seen[0] == ["restore", "--delta", "--type=default"]
@@ -366,13 +372,7 @@ def test_another_clusters_stanza_stops_stanza_create_at_once_and_names_the_resto
 def test_a_restore_first_deletes_the_stanzas_it_is_asked_to_reset(
     pitrctl: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[list[str]] = []
-
-    def fake(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-        seen.append(list(args))
-        return subprocess.CompletedProcess(args, 0, "", "")
-
-    monkeypatch.setattr(pitrctl, "pgbackrest", fake)
+    seen = _recording(pitrctl, monkeypatch)
     pitrctl.restore("latest", 2, [1])
     assert seen == [["stop"], ["stanza-delete", "--repo=1", "--force"], ["start"],
                     ["restore", "--delta", "--type=default", "--repo=2"]]  # fmt: skip
@@ -483,13 +483,7 @@ def test_a_safety_point_is_kept_with_its_timeline_and_a_restore_goes_back_to_it(
     monkeypatch.setattr(pitrctl, "psql", psql)
     t0 = int(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC).timestamp())
     out = _info_json(("OLD", 1, t0, t0 + 20), ("NEWER", 1, t0 + 100, t0 + 130), ("AFTER", 1, t0 + 9000, t0 + 9100))
-    seen: list[list[str]] = []
-
-    def fake(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-        seen.append(list(args))
-        return subprocess.CompletedProcess(args, 0, out if args[0] == "info" else "", "")
-
-    monkeypatch.setattr(pitrctl, "pgbackrest", fake)
+    seen = _recording(pitrctl, monkeypatch, info=out)
     point = pitrctl.safety("stackctl-pre-restore-20261201T110000Z")
     assert point["timeline"] == 3  # from the WAL segment's name, not the last checkpoint
     assert pitrctl.safety_points() == [point]
