@@ -37,12 +37,22 @@ def setups() -> list[tuple[str, WebSetup, bool]]:
         ("d_daphne_1_direct", WebSetup("(d) daphne x1, pool, direct", concurrency=1, direct=True), False),
         ("daphne_3_nginx", WebSetup("daphne x3, pool, nginx", concurrency=3), True),
         ("daphne_4_nginx", WebSetup("daphne x4, pool, nginx", concurrency=4), True),
+        (
+            "granian_4_nginx",
+            WebSetup("ASGI_SERVER=granian x4, pool, nginx", server="granian", concurrency=4),
+            True,
+        ),
         ("a_no_pool_nginx", WebSetup("(a) without the pool: daphne x default, nginx", db_pool=False), True),
         ("a_asyncio_loop_nginx", WebSetup("(a) on the asyncio loop, not uvloop", loop="asyncio"), True),
         ("a_access_log_nginx", WebSetup("(a) with daphne's access log", access_log=True), True),
         (
             "c_gunicorn_uvicorn_nginx",
             WebSetup("(c) gunicorn + UvicornWorker x cores, pool, nginx", server="gunicorn", workers=CORES),
+            True,
+        ),
+        (
+            "c_gunicorn_uvicorn_2x_nginx",
+            WebSetup("(c) with twice the workers: x 2 cores", server="gunicorn", workers=2 * CORES),
             True,
         ),
         (
@@ -99,6 +109,8 @@ REPEATED = (
     "c_gunicorn_uvicorn_nginx",
     "daphne_3_nginx",
     "daphne_4_nginx",
+    "granian_4_nginx",
+    "c_gunicorn_uvicorn_2x_nginx",
 )
 
 

@@ -1,6 +1,7 @@
 """Run the benchmarks in one go: prints a table and writes every raw number to bench/results/.
 
     .venv/bin/python -m bench.run [--quick] [--only requests,static,build,backup,cli,deploy] [--keep]
+                                  [--rounds N] [--setups a_stackctl_default,c_gunicorn_uvicorn_nginx,...]
 
 Full run: about 25 minutes on a 2-core host. --quick is a smoke run (a few seconds per load
 point, a small database) and writes bench/results/quick.json instead of latest.json.
@@ -34,11 +35,20 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, help="JSON path (default bench/results/latest.json, quick.json with --quick)"
     )
     parser.add_argument("--rounds", type=int, help="rounds of the repeated GraphQL set-ups (default 3; 1 with --quick)")
+    parser.add_argument(
+        "--setups",
+        help="comma-separated keys of the `requests` set-ups to run (default: all; see bench/requests.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the bench stack running (for debugging)")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    if args.setups:
+        keys = {key for key, _, _ in requests.setups()}
+        unknown = set(args.setups.split(",")) - keys
+        if unknown:
+            parser.error(f"unknown set-up(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(keys))}")
     return args
 
 
@@ -76,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     lab = Lab.create()
     try:
         runners = {
-            "requests": lambda: requests.run_section(lab, plan["load"], rounds=plan["rounds"]),
+            "requests": lambda: requests.run_section(
+                lab, plan["load"], keys=set(args.setups.split(",")) if args.setups else None, rounds=plan["rounds"]
+            ),
             "static": lambda: static.run_section(lab, plan["load"]),
             "build": lambda: build.run_section(lab),
             "backup": lambda: backup.run_section(lab, rows_per_table=plan["rows_per_table"]),
