@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bench.report import compute_ratios, concurrency_curve, ratio, render_table, summary, targets
 
 
@@ -122,3 +124,15 @@ def test_curve_and_table() -> None:
     assert "a_stackctl_default" in table and "== Targets ==" in table
     assert "web CPU ms/req" in table and "4.25" in table
     assert "ASGI_SERVER=granian / (c)" in table
+
+
+def test_setups_names_only_known_web_set_ups(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.run import _args
+
+    assert _args(["--setups", "a_stackctl_default,granian_4_nginx"]).setups == "a_stackctl_default,granian_4_nginx"
+    with pytest.raises(SystemExit) as exc:
+        _args(["--setups", "a_stackctl_default,daphne_9_nginx"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown set-up(s): daphne_9_nginx" in err
+    assert "c_gunicorn_uvicorn_2x_nginx" in err  # the known keys are listed
