@@ -8,6 +8,7 @@ and `close()` removes the containers, volumes, images and files it made.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import uuid
@@ -36,6 +37,7 @@ class WebSetup:
     db_pool: bool = True  # the example's default (DB_POOL); False sets DB_POOL=false
     access_log: bool = False  # daphne's access log (prod's default: off, nginx logs requests)
     loop: str = "auto"  # DAPHNE_LOOP: "auto" (uvloop, installed by the example) or "asyncio"
+    upstream_keepalive: bool = False  # what-if: nginx keeps connections to web open (upstream_keepalive())
 
     @property
     def is_stackctl_default(self) -> bool:
@@ -68,6 +70,7 @@ class Lab:
     current: WebSetup | None = None
     images: set[str] = field(default_factory=set)
     defaults: dict[str, str] = field(default_factory=dict)
+    nginx_conf: str | None = None  # what the stack's nginx_config volume holds
 
     # -- set-up and tear-down ------------------------------------------------------------------
     @classmethod
@@ -188,6 +191,8 @@ class Lab:
         """Bring the stack to `setup`; returns the seconds it took (0 when already there)."""
         if self.current == setup:
             return 0.0
+        if self.current is None and not setup.is_stackctl_default:
+            self.apply(WebSetup())  # the whole stack first, as `stackctl up --prod` makes it
         log(f"web set-up: {setup.label}")
         concurrency = 1 if setup.server == "gunicorn" else setup.concurrency
         self.set_env({"WEB_CONCURRENCY": str(concurrency) if concurrency else None}, files=(".env.prod",))
@@ -204,7 +209,9 @@ class Lab:
             self.render()
             if previous is None and setup.is_stackctl_default:
                 # The whole stack, exactly as `stackctl up --prod` makes it.
-                return self.stackctl("up", "--prod", timeout=900).seconds
+                took = self.stackctl("up", "--prod", timeout=900).seconds
+                self.nginx_conf = (self.root / "nginx" / "nginx.prod.conf").read_text()  # what up wrote
+                return took
             # Switching web only: every service reads .env.prod, so a plain `up` would also
             # recreate db and backup (whose healthcheck takes 60 s) for a web-only change.
             overrides = setup.overrides()
@@ -223,12 +230,39 @@ class Lab:
                 overrides=overrides,
                 timeout=300,
             )
-            return built.seconds + up.seconds
+            return built.seconds + up.seconds + self.sync_nginx_conf(setup)
         except BenchError:
             self.current = previous
             log(self.compose("ps", "-a", check=False).stdout)
             log(self.compose("logs", "--tail", "30", "web", "nginx", check=False).stdout[-4000:])
             raise
+
+    # -- nginx.conf -------------------------------------------------------------------------------------
+    def sync_nginx_conf(self, setup: WebSetup) -> float:
+        """Put the rendered nginx.prod.conf (its upstream lists one socket per WEB_CONCURRENCY
+        process), or its keep-alive what-if, into the stack's nginx_config volume, as `stackctl up`
+        does, and have nginx reload it (SIGHUP): a web-only `compose up` leaves the volume as it
+        was. Returns the seconds taken (0 when the volume already holds it)."""
+        conf = (self.root / "nginx" / "nginx.prod.conf").read_text()
+        if setup.upstream_keepalive:
+            conf = upstream_keepalive(conf)
+        if conf == self.nginx_conf:
+            return 0.0
+        image = self.compose("ps", "--format", "{{.Image}}", "nginx").stdout.strip()
+        new = "/conf/.nginx.conf.new"
+        argv = ["docker", "run", "--rm", "-i", "--user", "0", "-v", f"{self.project}_nginx_config:/conf"]
+        argv += ["--entrypoint", "sh", image, "-c", f"cat > {new} && chmod 0444 {new} && mv {new} /conf/nginx.conf"]
+        took = run(argv, stdin=conf).seconds
+        took += self.compose("kill", "-s", "HUP", "nginx").seconds
+        self.nginx_conf = conf
+        log(
+            f"nginx.conf in the volume: {len(self.web_sockets())} web socket(s), upstream keep-alive "
+            f"{'on' if setup.upstream_keepalive else 'off'}"
+        )
+        return took
+
+    def web_sockets(self) -> list[str]:
+        return re.findall(r"server (unix:\S+\.sock)", self.nginx_conf or "")
 
     def web_cpu_seconds(self) -> float | None:
         """CPU seconds the web container has used (its cgroup, v1 or v2); None when unreadable."""
@@ -255,3 +289,13 @@ class Lab:
         # the count is a line of its own; Django's logging (stdout, LOG_LEVEL) may add others after it
         if str(count) not in out.stdout.strip().splitlines():
             raise BenchError(f"seeding {count} notes printed {out.stdout!r}")
+
+
+def upstream_keepalive(conf: str) -> str:
+    """stackctl's nginx.conf with keep-alive to the `web` upstream: up to 32 idle connections per
+    worker, each reused for at most 2 s, and no `Connection: close` on plain requests."""
+    upstream = re.compile(r"(    upstream web \{\n(?:        server [^\n]*\n)+)")
+    if len(upstream.findall(conf)) != 1 or conf.count('        ""      close;\n') != 1:
+        raise BenchError("nginx.conf has no single `upstream web` block and `Connection: close` map line")
+    conf = upstream.sub(lambda m: m.group(1) + "        keepalive 32;\n        keepalive_time 2s;\n", conf)
+    return conf.replace('        ""      close;\n', '        ""      "";\n')

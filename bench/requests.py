@@ -46,6 +46,11 @@ def setups() -> list[tuple[str, WebSetup, bool]]:
         ("a_asyncio_loop_nginx", WebSetup("(a) on the asyncio loop, not uvloop", loop="asyncio"), True),
         ("a_access_log_nginx", WebSetup("(a) with daphne's access log", access_log=True), True),
         (
+            "a_upstream_keepalive_nginx",
+            WebSetup("(a) with nginx keep-alive to the upstream (what-if)", upstream_keepalive=True),
+            True,
+        ),
+        (
             "c_gunicorn_uvicorn_nginx",
             WebSetup("(c) gunicorn + UvicornWorker x cores, pool, nginx", server="gunicorn", workers=CORES),
             True,
@@ -53,6 +58,16 @@ def setups() -> list[tuple[str, WebSetup, bool]]:
         (
             "c_gunicorn_uvicorn_2x_nginx",
             WebSetup("(c) with twice the workers: x 2 cores", server="gunicorn", workers=2 * CORES),
+            True,
+        ),
+        (
+            "c_upstream_keepalive_nginx",
+            WebSetup(
+                "(c) with nginx keep-alive to the upstream (what-if)",
+                server="gunicorn",
+                workers=CORES,
+                upstream_keepalive=True,
+            ),
             True,
         ),
         (
@@ -85,6 +100,7 @@ def run_section(lab: Lab, settings: LoadSettings, *, keys: set[str] | None = Non
             "setup": asdict(setup),
             "web_concurrency": effective_concurrency(lab, setup),
             "via_nginx": via_nginx,
+            "nginx_upstream_sockets": len(lab.web_sockets()),
             "switch_seconds": round(switch_seconds, 2),
             "healthz": asdict(measure(base, HEALTHZ, settings, cpu=lab.web_cpu_seconds)),
             "graphql": asdict(measure(base, GRAPHQL, settings, cpu=lab.web_cpu_seconds)),
@@ -111,6 +127,8 @@ REPEATED = (
     "daphne_4_nginx",
     "granian_4_nginx",
     "c_gunicorn_uvicorn_2x_nginx",
+    "a_upstream_keepalive_nginx",
+    "c_upstream_keepalive_nginx",
 )
 
 

@@ -136,3 +136,18 @@ def test_setups_names_only_known_web_set_ups(capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert "unknown set-up(s): daphne_9_nginx" in err
     assert "c_gunicorn_uvicorn_2x_nginx" in err  # the known keys are listed
+
+
+def test_upstream_keepalive_what_if_edits_only_the_upstream_and_the_connection_map() -> None:
+    from bench.host import REPO, BenchError
+    from bench.lab import upstream_keepalive
+
+    conf = (REPO / "nginx" / "nginx.prod.conf").read_text()
+    changed = upstream_keepalive(conf)
+    block = changed[changed.index("    upstream web {") :]
+    block = block[: block.index("}")]
+    assert "daphne-8000.sock" in block and "keepalive 32;" in block and "keepalive_time 2s;" in block
+    assert '""      close;' not in changed and '""      "";' in changed
+    assert len(changed.splitlines()) == len(conf.splitlines()) + 2
+    with pytest.raises(BenchError):
+        upstream_keepalive(conf.replace("upstream web {", "upstream app {"))
