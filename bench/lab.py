@@ -11,11 +11,16 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from python_on_whales import DockerClient
+
 from bench.host import REPO, STACKCTL, BenchError, Ran, ca_bundle, log, run
+from stackctl.adapters.docker import fill_volumes
+from stackctl.core.configvolumes import archive, nginx_config_volume
 from tests.e2e.stackenv import free_port, read_env, set_env
 
 COMPOSE_DIR = Path(__file__).resolve().parent / "compose"
@@ -242,17 +247,19 @@ class Lab:
         """Put the rendered nginx.prod.conf (its upstream lists one socket per WEB_CONCURRENCY
         process), or its keep-alive what-if, into the stack's nginx_config volume, as `stackctl up`
         does, and have nginx reload it (SIGHUP): a web-only `compose up` leaves the volume as it
-        was. Returns the seconds taken (0 when the volume already holds it)."""
+        was. Written through stackctl's own adapter. Returns the seconds taken (0 when the volume
+        already holds it)."""
         conf = (self.root / "nginx" / "nginx.prod.conf").read_text()
         if setup.upstream_keepalive:
             conf = upstream_keepalive(conf)
         if conf == self.nginx_conf:
             return 0.0
+        started = time.monotonic()
         image = self.compose("ps", "--format", "{{.Image}}", "nginx").stdout.strip()
-        new = "/conf/.nginx.conf.new"
-        argv = ["docker", "run", "--rm", "-i", "--user", "0", "-v", f"{self.project}_nginx_config:/conf"]
-        argv += ["--entrypoint", "sh", image, "-c", f"cat > {new} && chmod 0444 {new} && mv {new} /conf/nginx.conf"]
-        took = run(argv, stdin=conf).seconds
+        volume = nginx_config_volume(conf.encode())
+        bundle = archive([volume])
+        fill_volumes(DockerClient(), project=self.project, image=image, archive=bundle, volumes=[volume.name])
+        took = time.monotonic() - started
         took += self.compose("kill", "-s", "HUP", "nginx").seconds
         self.nginx_conf = conf
         log(

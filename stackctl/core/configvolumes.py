@@ -126,11 +126,7 @@ def config_volumes(config: StackConfig, root: Path) -> list[ConfigVolume]:
         volumes[volumes.index(backup)] = replace(
             backup, files=(*backup.files, VolumeFile("acme_ca_bundle", bundle, 0o440))
         )
-    volumes.append(
-        ConfigVolume(
-            "nginx_config", "nginx", NGINX_CONFIG_DIR, 0, 0o755, (VolumeFile("nginx.conf", nginx_conf(config), 0o444),)
-        )
-    )
+    volumes.append(nginx_config_volume(nginx_conf(config)))
     if ngx.acme:
         # Folders only, with the owners the backup container's ACME client (stackbackup, uid
         # 1000) writes them as; their content is its own and stays. nginx_certs' group is
@@ -146,6 +142,11 @@ def config_volumes(config: StackConfig, root: Path) -> list[ConfigVolume]:
         files = (VolumeFile("fullchain.pem", cert, 0o444), VolumeFile("privkey.pem", key, 0o400))
         volumes.append(ConfigVolume("nginx_certs", "nginx", NGINX_CERTS_DIR, 0, 0o700, files))
     return volumes
+
+
+def nginx_config_volume(conf: bytes) -> ConfigVolume:
+    """The nginx_config volume holding `conf` as the nginx.conf nginx runs with."""
+    return ConfigVolume("nginx_config", "nginx", NGINX_CONFIG_DIR, 0, 0o755, (VolumeFile("nginx.conf", conf, 0o444),))
 
 
 def _read_file(root: Path, value: str, variable: str, config: StackConfig) -> bytes:
