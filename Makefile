@@ -38,7 +38,8 @@ demo: images
 demo-down: venv
 	$(STACKCTL) down --yes
 
-test: images
+# venv, engine, images, lint, unit and render, real-engine: each phase timed (scripts/test.sh)
+test:
 	bash scripts/test.sh $(PYTEST_ARGS)
 
 # The benchmarks (about 20 minutes; see bench/README.md). BENCH_ARGS=--quick for a smoke run.

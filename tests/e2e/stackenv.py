@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 import re
 import shutil
 import socket
@@ -20,10 +22,34 @@ REPO = Path(__file__).resolve().parents[2]
 STACKCTL = REPO / ".venv" / "bin" / "stackctl"
 
 
+# Tests run in parallel (pytest-xdist): each worker takes host ports from a range of its own, so two
+# workers can never be handed the same port between a check and the container's bind. The ranges
+# lie below the kernel's ephemeral ports (32768-60999) and away from the 8080/8443 where
+# `stackctl init --env` starts its own search.
+PORTS_PER_WORKER = 500
+FIRST_WORKER_PORT = 20000
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw3"; a run without xdist is worker 0
+    return int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+
+
+_next_ports = itertools.count(FIRST_WORKER_PORT + _worker_index() * PORTS_PER_WORKER)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, never handed out twice in a run (see PORTS_PER_WORKER)."""
+    for port in _next_ports:
+        if port >= FIRST_WORKER_PORT + (_worker_index() + 1) * PORTS_PER_WORKER:
+            break
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (a stack of an earlier run?): take the next one
+            return port
+    raise RuntimeError(f"this test worker used up its {PORTS_PER_WORKER} ports")
 
 
 def set_env(path: Path, **values: str) -> None:
@@ -121,7 +147,7 @@ class Proj:
             text=True,
             timeout=timeout,
             input=stdin,
-            env={**__import__("os").environ, "NO_COLOR": "1", "COLUMNS": "120"},
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"},
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"stackctl {' '.join(full)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -236,3 +262,25 @@ def remove_built_images(project: str) -> list[str]:
     if built:
         docker.image.remove(built, force=True)
     return built
+
+
+def stack_logs(project: str, *, tail: int = 60) -> str:
+    """The state and last log lines of every container of a compose project (for a failed test's report)."""
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+
+    docker = DockerClient()
+    try:
+        found = docker.container.list(all=True, filters=[("label", f"com.docker.compose.project={project}")])
+    except DockerException as exc:
+        return f"(no container list: {exc})"
+    parts = []
+    for container in found:
+        state = container.state
+        header = f"--- {container.name}: {state.status}, exit {state.exit_code}, restarts {container.restart_count}"
+        try:
+            logs = docker.container.logs(container, tail=tail)
+        except DockerException as exc:
+            logs = f"(no logs: {exc})"
+        parts.append(f"{header}\n{logs}")
+    return "\n".join(parts) or "(no container left)"

@@ -7,7 +7,6 @@ rows back, and no secret shows in a log or `docker inspect`.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -15,10 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 
 from tests.e2e.pitrsite import PitrSite, running, stack_network
-from tests.e2e.s3server import IMAGE, S3Server, s3_on
+from tests.e2e.s3server import S3Server, s3_on
 from tests.e2e.stackenv import containers, make_project
 
 pytestmark = pytest.mark.engine
@@ -53,18 +51,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "PITR_REPO2_CIPHER_PASS": CIPHER,
         },
     )
-    try:
-        with stack_network(proj) as network, s3_on(network, workdir=tmp, alias="s3") as s3:
-            (proj.root / "s3-ca.pem").write_bytes(s3.ca.read_bytes())
-            s3.create_bucket(BUCKET)
-            made = Site(proj, s3)
-            with running(made):
-                yield made
-    finally:
-        docker = DockerClient()
-        if docker.image.exists(IMAGE):
-            with contextlib.suppress(DockerException):  # another run of this module is using it
-                docker.image.remove(IMAGE, force=True)
+    # moto's image (s3server.IMAGE) is kept, like stackctl's own images: removing it here could
+    # pull it from under another test of a parallel run; the next run reuses it.
+    with stack_network(proj) as network, s3_on(network, workdir=tmp, alias="s3") as s3:
+        (proj.root / "s3-ca.pem").write_bytes(s3.ca.read_bytes())
+        s3.create_bucket(BUCKET)
+        made = Site(proj, s3)
+        with running(made):
+            yield made
 
 
 def test_the_bucket_holds_the_encrypted_repository(site: Site) -> None:
