@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -279,9 +281,10 @@ def upstream_version(raw: str, *, series: str) -> str:
 
 
 def build_images(*, rebuild: bool = False, report: Report, suite: str = DEFAULT_SUITE) -> list[ImageResult]:
-    """Build the suite's base image, then the python, postgres, redis and nginx images FROM it.
+    """Build the suite's base image, then the python, postgres, redis and nginx images FROM it, all four at once.
 
     An image whose series tag exists is skipped unless `rebuild` (which also bypasses the cache).
+    The results come in the order of `images_for(suite).all`, whatever order the builds finish in.
     """
     from stackctl.adapters.docker import engine_client, require_engine
 
@@ -290,10 +293,30 @@ def build_images(*, rebuild: bool = False, report: Report, suite: str = DEFAULT_
     require_engine(client)
     builder = _builder_client(client, report)
     started = time.monotonic()
-    results = [_ensure_image(spec, images, client, builder, rebuild=rebuild, report=report) for spec in images.all]
+    base = _ensure_image(images.base, images, client, builder, rebuild=rebuild, report=report)
+    results = [base, *_ensure_services(images, client, builder, rebuild=rebuild, report=report)]
     built = sum(result.status == "built" for result in results)
     report(f"images ready: {built} built, {len(results) - built} skipped, {time.monotonic() - started:.1f} s in all")
     return results
+
+
+def _ensure_services(
+    images: SuiteImages, client: DockerClient, builder: DockerClient, *, rebuild: bool, report: Report
+) -> list[ImageResult]:
+    """Ensure the service images in a thread each (they need only the base), reporting one whole line at a
+    time. Every build runs to its end; then the first failure in the order of `images.services` is raised."""
+    lock = threading.Lock()
+
+    def report_line(line: str) -> None:
+        with lock:
+            report(line)
+
+    with ThreadPoolExecutor(max_workers=len(images.services), thread_name_prefix="stackctl-build") as pool:
+        futures = [
+            pool.submit(_ensure_image, spec, images, client, builder, rebuild=rebuild, report=report_line)
+            for spec in images.services
+        ]
+    return [future.result() for future in futures]  # the pool has waited for every build
 
 
 def _ensure_image(
@@ -303,18 +326,14 @@ def _ensure_image(
     from python_on_whales.exceptions import DockerException
 
     try:
-        exists = client.image.exists(spec.alias)
-        if exists and not rebuild:
-            tags = _version_tags(spec, client, report)
-            status: Literal["built", "skipped"] = "skipped"
-        else:
+        status: Literal["built", "skipped"] = "skipped" if client.image.exists(spec.alias) and not rebuild else "built"
+        if status == "built":
             report(f"{spec.alias}: building")
             if spec is images.base:
                 _build_base(spec, client, report)
             else:
                 _build_service(spec, builder, rebuild=rebuild)
-            tags = _version_tags(spec, client, report)
-            status = "built"
+        tags = _version_tags(spec, client, report)
         size = client.image.inspect(spec.alias).size or 0
     except DockerException as exc:
         from stackctl.adapters.docker import describe_failure

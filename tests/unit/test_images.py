@@ -1,5 +1,6 @@
 """The registry-free images without an engine: suites, tags naming true versions, the image
-variables, the choice of a Python image, and the hints for an old data directory or no registry."""
+variables, the choice of a Python image, the hints for an old data directory or no registry, and
+the build's order and concurrency on a stubbed engine."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import re
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from packaging.specifiers import SpecifierSet
+from python_on_whales.exceptions import DockerException
 
 from stackctl.adapters import host
 from stackctl.core import images
-from stackctl.errors import StackctlError
+from stackctl.errors import DockerCommandError, StackctlError
 from tests.render.stackfiles import find_tool
 
 IMAGES_DIR = resources.files("stackctl") / "images"
@@ -340,3 +345,175 @@ def test_entrypoints_pass_shellcheck() -> None:
         scripts = sorted(str(path) for path in root.glob("*/docker-entrypoint.sh"))
         done = subprocess.run([find_tool("shellcheck"), "--severity=style", *scripts], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- building, on a stubbed engine -------------------------------------------------------------
+
+TRIXIE = images.images_for("trixie")
+SERVICE_ALIASES = [spec.alias for spec in TRIXIE.services]
+PROGRESS_LINE = re.compile(
+    r"builder: .*|images ready: \d built, \d skipped, \d+\.\d s in all"
+    r"|stackctl/\S+: (building|mmdebstrap .*|tagged \S+|(built|present, skipped) in \d+\.\d s, \d+ MB \(.*\))"
+)
+
+
+class FakeEngine:
+    """The python-on-whales calls build_images makes, on a dict of tags; `build` stands in for
+    `docker build` (legacy_build) and gets the image's series tag."""
+
+    def __init__(self, build: Callable[[str], None] = lambda alias: None, present: bool = False) -> None:
+        self.build = build
+        self.tags = {spec.alias: spec.alias for spec in TRIXIE.all} if present else {}
+        self.client_config = SimpleNamespace(client_call=["docker"], host=None, context=None, config=None)
+        self.buildx = SimpleNamespace(version=lambda: "buildx v0.19")
+        self.image = SimpleNamespace(
+            exists=self.tags.__contains__, inspect=self.inspect, tag=self.tag, import_=self.import_
+        )
+        self.built: list[str] = []
+        self.caches: list[bool] = []
+
+    def inspect(self, tag: str) -> SimpleNamespace:
+        image = self.tags[tag]
+        return SimpleNamespace(size=50_000_000, repo_tags=[name for name, of in self.tags.items() if of == image])
+
+    def tag(self, source: str, tag: str) -> None:
+        self.tags[tag] = self.tags[source]
+
+    def import_(self, rootfs: Path, tag: str, changes: list[str]) -> None:
+        self.tags[tag] = tag
+        self.built.append(tag)
+
+    def run(self, image: str, command: list[str], *, entrypoint: str, remove: bool) -> str:
+        series = next(spec.series for spec in TRIXIE.all if spec.alias == image)
+        return f"{series}.1\n"
+
+    def legacy_build(self, context: Path, *, tags: list[str], cache: bool, **options: object) -> None:
+        self.caches.append(cache)
+        self.build(tags[0])
+        self.tags[tags[0]] = tags[0]
+        self.built.append(tags[0])
+
+
+def failure(alias: str) -> DockerException:
+    return DockerException(["docker", "build", alias], 1, stderr=f"{alias}: E: Unable to locate package\n".encode())
+
+
+@pytest.fixture
+def use_engine(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeEngine], FakeEngine]:
+    """Make build_images talk to a FakeEngine (the builder client too), with mmdebstrap a no-op."""
+    import python_on_whales
+
+    from stackctl.adapters import docker
+
+    def use(engine: FakeEngine) -> FakeEngine:
+        monkeypatch.setattr(docker, "engine_client", lambda: engine)
+        monkeypatch.setattr(docker, "require_engine", lambda client: None)
+        monkeypatch.setattr(python_on_whales, "DockerClient", lambda **config: engine)
+        monkeypatch.setattr(host, "which", lambda program: Path(f"/usr/bin/{program}"))
+        monkeypatch.setattr(host, "run", lambda argv, timeout: subprocess.CompletedProcess(argv, 0))
+        return engine
+
+    return use
+
+
+def serial_report(lines: list[str]) -> Callable[[str], None]:
+    """A report that fails when two threads call it at once."""
+    busy = threading.Lock()
+
+    def report(line: str) -> None:
+        assert busy.acquire(blocking=False), f"report called while another line was being written: {line}"
+        time.sleep(0.01)
+        lines.append(line)
+        busy.release()
+
+    return report
+
+
+def test_the_service_images_build_at_the_same_time(use_engine: Callable[[FakeEngine], FakeEngine]) -> None:
+    together = threading.Barrier(len(TRIXIE.services), timeout=5)  # broken unless all four wait at once
+
+    def build(alias: str) -> None:
+        together.wait()
+
+    engine = use_engine(FakeEngine(build))
+    lines: list[str] = []
+    results = images.build_images(report=serial_report(lines))
+    assert engine.built[0] == TRIXIE.base.alias and sorted(engine.built[1:]) == sorted(SERVICE_ALIASES)
+    assert [result.status for result in results] == ["built"] * 5
+    assert all(PROGRESS_LINE.fullmatch(line) for line in lines), lines
+    for spec in TRIXIE.all:
+        assert f"{spec.alias}: building" in lines
+        assert any(
+            line.startswith(f"{spec.alias}: built in ") and spec.tag_for(f"{spec.series}.1") in line for line in lines
+        )
+    assert lines[-1].startswith("images ready: 5 built, 0 skipped, ")
+
+
+def test_results_keep_the_build_order_whatever_order_the_builds_finish_in(
+    use_engine: Callable[[FakeEngine], FakeEngine],
+) -> None:
+    """nginx finishes first, then redis, postgres, python: each waits for the one after it."""
+    finished = {alias: threading.Event() for alias in SERVICE_ALIASES}
+
+    def build(alias: str) -> None:
+        after = SERVICE_ALIASES[SERVICE_ALIASES.index(alias) + 1 :]
+        assert not after or finished[after[0]].wait(10), f"{alias} waited in vain for {after[0]}"
+        finished[alias].set()
+
+    engine = use_engine(FakeEngine(build))
+    results = images.build_images(report=lambda line: None)
+    assert engine.built == [TRIXIE.base.alias, *reversed(SERVICE_ALIASES)]
+    assert [result.name for result in results] == ["debian", "python", "postgres", "redis", "nginx"]
+    assert [result.tags[0] for result in results] == [spec.alias for spec in TRIXIE.all]
+
+
+def test_a_failed_service_build_is_raised_once_the_others_have_finished(
+    use_engine: Callable[[FakeEngine], FakeEngine],
+) -> None:
+    """python and nginx are still building when postgres and redis fail: they finish first."""
+    postgres, redis = TRIXIE.postgres.alias, TRIXIE.redis.alias
+    failed = threading.Event()
+
+    def build(alias: str) -> None:
+        if alias in (postgres, redis):
+            failed.set()
+            raise failure(alias)
+        assert failed.wait(5), "no build failed"
+
+    engine = use_engine(FakeEngine(build))
+    lines: list[str] = []
+    with pytest.raises(DockerCommandError) as caught:
+        images.build_images(report=serial_report(lines))
+    assert caught.value.message.startswith(f"building {postgres} failed (exit 1)\n")
+    assert "Unable to locate package" in caught.value.message
+    assert engine.built[0] == TRIXIE.base.alias and set(engine.built[1:]) == {TRIXIE.python.alias, TRIXIE.nginx.alias}
+    assert any(line.startswith(f"{TRIXIE.python.alias}: built in ") for line in lines)
+    assert any(line.startswith(f"{TRIXIE.nginx.alias}: built in ") for line in lines)
+    assert not any(line.startswith("images ready") for line in lines)
+
+
+def test_no_service_build_starts_when_the_base_fails(
+    use_engine: Callable[[FakeEngine], FakeEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = use_engine(FakeEngine(lambda alias: pytest.fail(f"{alias} was built")))
+
+    def import_fails(rootfs: Path, tag: str, changes: list[str]) -> None:
+        raise failure(tag)
+
+    monkeypatch.setattr(engine.image, "import_", import_fails)
+    lines: list[str] = []
+    with pytest.raises(DockerCommandError, match=rf"^building {re.escape(TRIXIE.base.alias)} failed \(exit 1\)"):
+        images.build_images(report=lines.append)
+    assert engine.built == [] and not any(alias in line for alias in SERVICE_ALIASES for line in lines)
+
+
+def test_present_images_are_skipped_unless_rebuilt(use_engine: Callable[[FakeEngine], FakeEngine]) -> None:
+    engine = use_engine(FakeEngine(present=True))
+    lines: list[str] = []
+    results = images.build_images(report=lines.append)
+    assert engine.built == [] and [result.status for result in results] == ["skipped"] * 5
+    assert all(f"{spec.alias}: present, skipped in " in "\n".join(lines) for spec in TRIXIE.all)
+    assert lines[-1].startswith("images ready: 0 built, 5 skipped, ")
+    results = images.build_images(rebuild=True, report=lines.append)
+    assert [result.status for result in results] == ["built"] * 5 and engine.caches == [False] * 4
+    assert [result.tags[1:] for result in results] == [[spec.tag_for(f"{spec.series}.1")] for spec in TRIXIE.all]
