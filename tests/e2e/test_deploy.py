@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import threading
 import time
@@ -246,7 +247,12 @@ def test_a_release_that_cannot_start_changes_nothing(site: Proj) -> None:
     assert proc.returncode != 0, proc.stdout + proc.stderr
     steps = "".join(line for line in proc.stderr.splitlines(keepends=True) if line.lstrip().startswith("["))
     print(steps)
-    assert seconds < 30, (seconds, steps[-3000:])
+    # It failed on the crash itself, not by waiting out the health timeout (60 s): the error says
+    # how the new container ended. (A 30 s timer stood here; on a loaded host the release's start
+    # alone took 27 s, so the mechanism is asserted instead, and the timer bounds it by the timeout.)
+    assert re.search(r"the new release (has exited|has dead|was restarted|is unhealthy)", proc.stderr), proc.stderr
+    assert "is not healthy within" not in proc.stderr, proc.stderr
+    assert seconds < 60, (seconds, steps[-3000:])
     assert "this release cannot start" in proc.stderr  # its logs are shown
     assert "the old release keeps serving" in proc.stderr
     assert p.failures == [], (p.failures[:10], p.statuses, nginx_errors(site))
