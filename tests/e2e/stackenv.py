@@ -247,20 +247,45 @@ def containers(proj: Proj, service: str) -> list[Any]:
     return [c for c in found if c.config.labels.get("com.docker.compose.service") == service]
 
 
+def project_image_tags(project: str, client: Any = None) -> list[str]:
+    """The tags of the images named after a project (`<project>-<service>:<tag>`), e.g. the web
+    and backup images compose built for it. Only those images are listed and inspected: in a
+    parallel run another test may remove its own images meanwhile."""
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import NoSuchImage
+
+    docker = client or DockerClient()
+    tags: list[str] = []
+    for image in docker.image.list(filters=[("reference", f"{project}-*")]):
+        try:
+            tags += [tag for tag in image.repo_tags if tag.split(":", 1)[0].startswith(f"{project}-")]
+        except NoSuchImage:
+            continue
+    return tags
+
+
+def all_image_tags(client: Any = None) -> list[str]:
+    """Every tag on the engine; an image removed by another test while listing is left out."""
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import NoSuchImage
+
+    tags: list[str] = []
+    for image in (client or DockerClient()).image.list():
+        try:
+            tags += image.repo_tags
+        except NoSuchImage:
+            continue
+    return tags
+
+
 def remove_built_images(project: str) -> list[str]:
     """Remove the images compose built for a project (`<project>-<service>`, e.g. the web
     and backup images); returns their names. Images the project only uses are kept."""
     from python_on_whales import DockerClient
 
-    docker = DockerClient()
-    built = [
-        tag
-        for image in docker.image.list()
-        for tag in image.repo_tags
-        if tag.split(":", 1)[0].startswith(f"{project}-")
-    ]
+    built = project_image_tags(project)
     if built:
-        docker.image.remove(built, force=True)
+        DockerClient().image.remove(built, force=True)
     return built
 
 
@@ -276,11 +301,10 @@ def stack_logs(project: str, *, tail: int = 60) -> str:
         return f"(no container list: {exc})"
     parts = []
     for container in found:
-        state = container.state
-        header = f"--- {container.name}: {state.status}, exit {state.exit_code}, restarts {container.restart_count}"
         try:
-            logs = docker.container.logs(container, tail=tail)
+            state = container.state
+            header = f"--- {container.name}: {state.status}, exit {state.exit_code}, restarts {container.restart_count}"
+            parts.append(f"{header}\n{docker.container.logs(container, tail=tail)}")
         except DockerException as exc:
-            logs = f"(no logs: {exc})"
-        parts.append(f"{header}\n{logs}")
+            parts.append(f"--- {container.name}: (no logs: {exc})")
     return "\n".join(parts) or "(no container left)"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.e2e.stackenv import STACKCTL, Proj, containers, http, make_project, remove_built_images
+from tests.e2e.stackenv import STACKCTL, Proj, containers, http, make_project, project_image_tags, remove_built_images
 
 pytestmark = pytest.mark.engine
 docker = DockerClient()
@@ -396,7 +396,7 @@ def test_a_breaking_migration_is_refused_then_runs_behind_the_maintenance_page(s
     assert "notes.0003_remove_note_tag" in dry.stdout and "RemoveField" in dry.stdout, dry.stdout
     assert "Packages: no change" in dry.stdout, dry.stdout
     assert web_ids(site) == before and releases(site)["serving"] == serving
-    tags = [tag for image in docker.image.list() for tag in image.repo_tags if tag.startswith(f"{site.name}-")]
+    tags = project_image_tags(site.name)
     assert not [tag for tag in tags if ":plan-" in tag], tags  # the planned release's image is gone
     refused = site.stackctl("deploy", *PROFILE)
     assert refused.returncode != 0, refused.stdout + refused.stderr

@@ -19,7 +19,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from tests.e2e.remotehost import RemoteHost, remote_host
-from tests.e2e.stackenv import Proj, make_project, remove_built_images
+from tests.e2e.stackenv import Proj, all_image_tags, make_project, remove_built_images
 
 pytestmark = pytest.mark.engine
 __all__ = ["remote_host"]  # the session fixture, used below
@@ -124,7 +124,7 @@ def test_deploys_then_backup_restore_and_rollback_on_the_remote(site: Proj, remo
         ids.append(json.loads(proc.stdout)["release"]["id"])
         assert request(remote_host, site, "/release/") == (200, text)
     # the release images were sent, not left behind on the client
-    assert not [t for i in local.image.list() for t in i.repo_tags if any(r in t for r in ids)]
+    assert not [t for t in all_image_tags(local) if any(r in t for r in ids)]
     listed = json.loads(run(site, remote_host, "releases", "--prod", "--json", check=True).stdout)
     assert listed["serving"] == ids[1] and [r["id"] for r in listed["releases"]][:2] == ids[::-1]
 
