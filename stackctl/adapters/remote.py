@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from stackctl.adapters import host as host_adapter
 from stackctl.errors import EngineError, StackctlError, stderr_tail
 
 SCHEMES = ("ssh", "tcp", "unix", "npipe", "fd")
@@ -119,10 +120,31 @@ _FAILURES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# The docker CLI writes to the stdin of the ssh it starts. When ssh exits at once (nothing
+# listens, a refused key), the CLI may say only that the pipe broke, and ssh's own words are
+# lost; ssh is then asked directly, with the same command the CLI runs.
+_LOST_PIPE = re.compile(r"broken pipe|unexpected EOF|commandconn.*\bEOF\b", re.IGNORECASE)
+SSH_PROBE_TIMEOUT = 30.0
+
+
+def ssh_probe(parsed: HostUrl) -> str:
+    """What `ssh HOST docker info` says on its stderr (empty when it succeeds)."""
+    target = f"{parsed.user}@{parsed.hostname}" if parsed.user else parsed.hostname
+    port = ["-p", str(parsed.port)] if parsed.port else []
+    argv = ["ssh", "-o", "BatchMode=yes", *port, "--", target, "docker", "info", "--format", "ok"]
+    try:
+        host_adapter.run(argv, timeout=SSH_PROBE_TIMEOUT)
+    except host_adapter.HostCommandError as exc:
+        return exc.message
+    return ""
+
+
 def ssh_failure(host: str, stderr: str | bytes | None) -> EngineError:
     """What went wrong reaching the engine at an `ssh://` host, and the fix."""
     text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
     parsed = parse_ssh(host)
+    if _LOST_PIPE.search(text) and not any(re.search(p, text, flags=re.IGNORECASE) for p, _, _ in _FAILURES):
+        text = f"{text}\n{ssh_probe(parsed)}"
     fields = {
         "where": parsed.where,
         "hostname": parsed.hostname,
