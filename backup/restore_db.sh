@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # restore_db.sh [--no-checksum] [--allow-foreign] [--drop-old] FILE   restore FILE into POSTGRES_DB
 # restore_db.sh [--no-checksum] --check FILE        integrity checks only
+# restore_db.sh [--no-checksum] --precheck FILE     step 1 alone, as a restore makes it
 # restore_db.sh [--no-checksum] --verify FILE       restore into a scratch db, count, drop it
 # restore_db.sh --drop-old-only NAME                drop a <db>_pre_restore_<ts> database
 #
@@ -13,7 +14,8 @@
 #    and checked before step 3), .age files are decrypted with the identity file
 #    BACKUP_AGE_IDENTITY, gzip is undone, and pg_restore must list the archive (and read
 #    all of it with --check, or when no matching checksum vouches for it). There must be
-#    room in /backups for the decrypted and unzipped copies.
+#    room in /backups for the decrypted and unzipped copies. --precheck stops here, having
+#    hashed the file before anything else (what `stackctl restore db` asks before it stops web).
 # 2. Restore into a new scratch database <db>_restore_<ts>; on failure it is dropped and
 #    the live database was never touched. Plain SQL runs with psql in restricted mode (no
 #    backslash commands) as a throwaway role that owns only the scratch database.
@@ -22,13 +24,15 @@
 #    common). Otherwise the restore is refused, unless --allow-foreign.
 # 4. Swap in one transaction: <db> becomes <db>_pre_restore_<ts>, the scratch becomes <db>.
 # 5. With --drop-old the previous database is dropped, else its name is printed.
-# Prints one JSON line: {"file", "format", "tables", "rows", "seconds", "old_database", ...}.
+# Prints one JSON line: {"file", "format", "tables", "rows", "seconds", "old_database", "steps", ...};
+# "steps" holds each step's seconds (integrity, load, count, checksum, app_check, swap, drop).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=backup_common.sh
 . "$(dirname -- "$(readlink -f -- "$0")")/backup_common.sh"
 
 mode=restore
+read_all=1  # --check reads the whole archive; --precheck only when no checksum vouches for it
 skip_checksum=0
 drop_old=0
 allow_foreign=0
@@ -36,6 +40,7 @@ given=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --check) mode=check; shift ;;
+        --precheck) mode=check; read_all=0; shift ;;
         --verify) mode=verify; shift ;;
         --no-checksum) skip_checksum=1; shift ;;
         --drop-old) drop_old=1; shift ;;
@@ -47,7 +52,7 @@ while [ $# -gt 0 ]; do
         *) [ -z "$given" ] || die "one FILE only" 2; given=$1; shift ;;
     esac
 done
-[ -n "$given" ] || die "usage: restore_db.sh [--check|--verify] [--no-checksum] [--allow-foreign] [--drop-old] FILE" 2
+[ -n "$given" ] || die "usage: restore_db.sh [--check|--precheck|--verify] [--no-checksum] [--allow-foreign] [--drop-old] FILE" 2
 
 require DB_BACKUPS_DIR
 pg_env
@@ -76,14 +81,17 @@ if [ "$mode" = drop ]; then
 fi
 
 started=$(now_ms)
-# lap: LAP is set to the seconds since the previous lap (or the start), for the step timings
+# lap NAME: LAP is set to the seconds since the previous lap (or the start), and kept as the
+# step NAME's time in STEPS (the JSON line's "steps")
 lap_ms=$started
 LAP=0
+STEPS=""
 lap() {
     local now
     now=$(now_ms)
     LAP=$(seconds_since "$lap_ms")
     lap_ms=$now
+    STEPS="${STEPS:+$STEPS,}\"$1\":$LAP"
 }
 scratch=""
 loader=""
@@ -161,6 +169,7 @@ if [ "$format" = gzip ]; then
     [ "$format" != gzip ] || die "$(basename -- "$file") is gzipped twice" 65
 fi
 readable=""
+read_through=false
 entries=0
 if [ "$format" = sql ]; then
     # Plain SQL has no table of contents to list: psql reads it into the scratch database.
@@ -172,18 +181,19 @@ else
     # says these are the bytes pg_dump wrote (a backup is renamed into place only once pg_dump has
     # succeeded), and the restore reads everything anyway, into a scratch database the live one
     # never depends on; --check always reads it all.
-    if [ "$mode" = check ] || [ "$checksum" != ok ]; then
+    if { [ "$mode" = check ] && [ "$read_all" = 1 ]; } || [ "$checksum" != ok ]; then
         pg_restore -f /dev/null -- "$archive" || die "$(basename -- "$file") could not be read to the end: the archive is damaged" 65
         readable=", readable"
+        read_through=true
     fi
 fi
-lap
+lap integrity
 shown=$checksum
 [ -z "$sha_pid" ] || shown="being checked alongside the load"
 log "$(basename -- "$file"): checksum $shown, $format format, $entries archive entries$readable ($LAP s)"
 if [ "$mode" = check ]; then
     emit_json "file=$(basename -- "$file")" "checksum=$checksum" "format=$format" "entries:=$entries" \
-        "bytes:=$(du -sb -- "$archive" | cut -f1)" "seconds:=$(seconds_since "$started")"
+        "read_through:=$read_through" "bytes:=$(du -sb -- "$archive" | cut -f1)" "seconds:=$(seconds_since "$started")"
     exit 0
 fi
 
@@ -241,7 +251,7 @@ else
         pg_restore --no-password --exit-on-error --no-owner --role="$POSTGRES_USER" -j "$jobs" -d "$scratch" -- "$archive" ||
         { await_checksum; die "pg_restore failed; $live was not touched" 1; }
 fi
-lap
+lap load
 log "loaded $scratch ($LAP s)"
 counts=$(psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 --no-password -d "$scratch" <<'SQL'
 SELECT count(*),
@@ -252,9 +262,10 @@ WHERE schemaname NOT IN ('pg_catalog', 'information_schema');
 SQL
 )
 read -r tables rows <<<"$counts"
-lap
+lap count
 log "$scratch holds $tables tables and $rows rows ($LAP s)"
 await_checksum
+lap checksum
 
 # -- 3. this app's database? -------------------------------------------------------------------
 # migrations DB: its applied migrations, one "app name" line each, sorted; exit 3 without the table
@@ -298,10 +309,11 @@ foreign_reason() {
 reason=$(foreign_reason)
 app_fits=true
 [ -z "$reason" ] || app_fits=false
+lap app_check
 if [ "$mode" = verify ]; then
     [ -z "$reason" ] || log "warning: $(basename -- "$file") does not look like this app's database: $reason"
     emit_json "file=$(basename -- "$file")" "checksum=$checksum" "format=$format" "tables:=$tables" "rows:=$rows" \
-        "app_fits:=$app_fits" "seconds:=$(seconds_since "$started")"
+        "app_fits:=$app_fits" "seconds:=$(seconds_since "$started")" "steps:={$STEPS}"
     exit 0  # the EXIT trap drops the scratch database
 fi
 if [ -n "$reason" ]; then
@@ -332,7 +344,7 @@ SQL
     die "the swap failed; $live is unchanged" 1
 fi
 scratch=""
-lap
+lap swap
 log "swapped ($LAP s)"
 
 # -- 5. the old database --------------------------------------------------------------------
@@ -340,10 +352,11 @@ dropped=false
 if [ "$drop_old" = 1 ]; then
     drop_database "$old"
     dropped=true
-    lap
+    lap drop
     log "dropped $old ($LAP s)"
 else
     log "the previous database is kept as $old (restore_db.sh --drop-old-only $old drops it)"
 fi
 emit_json "file=$(basename -- "$file")" "checksum=$checksum" "format=$format" "database=$live" "old_database=$old" \
-    "old_dropped:=$dropped" "app_fits:=$app_fits" "tables:=$tables" "rows:=$rows" "seconds:=$(seconds_since "$started")"
+    "old_dropped:=$dropped" "app_fits:=$app_fits" "tables:=$tables" "rows:=$rows" "seconds:=$(seconds_since "$started")" \
+    "steps:={$STEPS}"

@@ -11,7 +11,7 @@ import json
 import shlex
 from typing import Any
 
-from bench.host import BenchError, log
+from bench.host import BenchError, load_average, log
 from bench.lab import Lab, WebSetup
 
 TABLES = 4
@@ -81,6 +81,21 @@ class Backups:
         return seconds
 
 
+# `restore db`'s phases and restore_db.sh's steps in the order they run (`--json` sorts its keys)
+ORDER = (
+    *("check", "stop", "restore", "app_role", "start", "safety_backup", "drop_old"),
+    *("integrity", "load", "count", "checksum", "app_check", "swap", "drop"),
+)
+
+
+def _in_order(seconds: dict[str, float]) -> dict[str, float]:
+    return dict(sorted(seconds.items(), key=lambda item: ORDER.index(item[0]) if item[0] in ORDER else len(ORDER)))
+
+
+def _seconds_line(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items()) or "-"
+
+
 def _stackctl_json(lab: Lab, *args: str) -> tuple[float, Any]:
     ran = lab.stackctl(*args, "--json", timeout=1800)
     return round(ran.seconds, 2), json.loads(ran.stdout)
@@ -128,12 +143,24 @@ def run_section(lab: Lab, *, rows_per_table: int) -> dict[str, Any]:
             expected,
         )
     seconds, out = b.sh(f"restore_db.sh --drop-old {dump['file']}", what="restore_db.sh (checks, scratch, swap)")
+    script = json.loads(out.strip().splitlines()[-1])
     st["restore_script_wall_seconds"] = seconds
-    st["restore_script_seconds"] = json.loads(out.strip().splitlines()[-1])["seconds"]
+    st["restore_script_seconds"] = script["seconds"]
+    st["restore_script_steps"] = _in_order(script.get("steps", {}))
+    log(f"    its steps: {_seconds_line(st['restore_script_steps'])}")
+    # after restore_db.sh alone, whose database belongs to the superuser: the command hands it to
+    # the app's role (a bare restore_db.sh as the last restore would leave web without access)
+    st["restore_cli_load_before"] = load_average()
     wall, result = _stackctl_json(lab, "restore", "db", dump["file"], "--yes")
     st["restore_cli_seconds"] = wall
     st["restore_cli_reported_seconds"] = result.get("seconds")
+    # each phase's seconds as the command measured them (its --json `phases`; the safety backup
+    # runs while web starts, so the two overlap), and restore_db.sh's own steps within `restore`
+    st["restore_cli_phases"] = _in_order(result.get("phases", {}))
+    st["restore_cli_script_steps"] = _in_order(result.get("restore_steps", {}))
     log(f"  stackctl restore db (check, stop web, restore, start web while dumping the old db, drop it): {wall:.1f} s")
+    log(f"    phases: {_seconds_line(st['restore_cli_phases'])}")
+    log(f"    restore_db.sh's steps: {_seconds_line(st['restore_cli_script_steps'])}")
     if b.rows_in(b.db) != expected:
         raise BenchError("stackctl restore db did not bring back every generated row")
     r["stackctl"] = st

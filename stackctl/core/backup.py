@@ -280,9 +280,16 @@ def _result(kind: Kind, payload: dict[str, Any]) -> BackupResult:
 
 
 def take_backup(
-    stack: Stack, kind: Kind, *, label: str | None = None, copy: bool = True, from_previous: str | None = None
+    stack: Stack,
+    kind: Kind,
+    *,
+    label: str | None = None,
+    copy: bool = True,
+    from_previous: str | None = None,
+    prune: bool = True,
 ) -> BackupResult:
-    """One backup_db.sh / backup_media.sh run; `from_previous` dumps a <db>_pre_restore_<ts> database."""
+    """One backup_db.sh / backup_media.sh run; `from_previous` dumps a <db>_pre_restore_<ts> database.
+    `prune=False` (db) leaves the retention policy, which re-hashes every db backup, to the next backup."""
     argv = [f"backup_{kind}.sh"]
     if label:
         argv += ["--label", label]
@@ -290,6 +297,8 @@ def take_backup(
         argv += ["--from-previous", from_previous]
     if not copy:
         argv.append("--no-copy")
+    if kind == "db" and not prune:
+        argv.append("--no-prune")
     try:
         out = stack.client.compose.execute(SERVICE, argv, tty=False)
     except DockerException as exc:

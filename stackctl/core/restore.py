@@ -1,12 +1,18 @@
 """Restore the prod stack's database or media from a backup, without risking the live data.
 
-The order: check the backup (restore_*.sh --check: checksum, decryption, readable) -> ask
+The order: check the backup (restore_db.sh --precheck, restore_media.sh --check: checksum,
+decryption, readable; a db archive that a matching checksum vouches for is only listed, as
+the restore reads all of it into a scratch database before anything is swapped) -> ask
 (`confirm`, which raises Aborted when refused) -> stop the services that write (web and any
 other app service) -> (media) safety archive labelled `pre-restore` -> restore_*.sh ->
 start the writers again and wait until healthy, (db) meanwhile dump the previous database,
-which the swap left aside untouched, as the `pre-restore` safety backup -> (db) drop it.
+which the swap left aside untouched, as the `pre-restore` safety backup (zstd where pg_dump
+has it; retention is left to the next backup) -> (db) drop it once the dump is sealed.
 If anything fails before the restore is done, the writers are started again before the error
 propagates; a failed safety dump keeps the previous database instead of dropping it.
+
+Each phase's wall-clock time ends its progress line ("stopped web in 1.2 s") and is kept in
+RestoreResult.phases, so that a slow restore says where its time went.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_on_whales.exceptions import DockerException
 
 from stackctl.core.backup import (
     SERVICE,
+    BackupResult,
     Kind,
     age_identity,
     backup_container,
@@ -35,6 +42,8 @@ from stackctl.errors import BackupError, RestoreError, StackctlError
 # Services that do not write app data; every other running service is stopped meanwhile.
 NOT_WRITERS = frozenset({"db", "redis", "nginx", SERVICE, "pgbackrest"})
 SAFETY_LABEL = "pre-restore"
+# restore_db.sh's own steps, in the order it runs them (its JSON line sorts its keys)
+SCRIPT_STEPS = ("integrity", "load", "count", "checksum", "app_check", "swap", "drop")
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,23 @@ class RestoreResult:
     rows: int | None = None  # db
     files: int | None = None  # media
     old_database: str | None = None  # db: the previous database, when it could not be dropped
+    # each phase's wall-clock seconds, in the order they ended: check, stop, (media: safety_backup),
+    # restore, (db: app_role), start, (db: safety_backup, dumped while start runs; drop_old)
+    phases: dict[str, float] = field(default_factory=dict)
+    restore_steps: dict[str, float] = field(default_factory=dict)  # db: restore_db.sh's own steps
+
+
+class Phases:
+    """The seconds each phase of one restore took, in the order they ended."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def end(self, name: str, started: float, ended: float | None = None) -> str:
+        """Record NAME as having run from STARTED to ENDED (time.monotonic() values; ENDED: now).
+        Returns "6.1 s", for the progress line."""
+        self.seconds[name] = round((time.monotonic() if ended is None else ended) - started, 2)
+        return f"{self.seconds[name]:.1f} s"
 
 
 def restore_db(
@@ -129,29 +155,20 @@ def _restore(
     flags: list[str],
 ) -> RestoreResult:
     started = time.monotonic()
+    phases = Phases()
     script = f"restore_{kind}.sh"
     backup_container(stack)
     with staged(stack, file, error=RestoreError) as target, age_identity(stack, identity) as envs:
         name = Path(target).name
-        report(f"checking {name}: checksum, decryption, readability")
-        check = run_script(
-            stack,
-            [script, "--check", *flags, "--", target],
-            what=f"checking {name}",
-            envs=envs,
-            error=RestoreError,
-            hint="nothing was changed; the backup is damaged, unreadable or missing its .sha256 sidecar",
-        )
-        report(f"{name}: checksum {check.get('checksum')}, readable")
-        if kind == "db":
-            _check_db_room(stack, int(check.get("bytes") or 0), report)
+        _check(stack, kind, target, flags=flags, envs=envs, report=report, phases=phases)
         writers = running_writers(stack)
         confirm(question(name, writers))
-        _stop(stack, writers, report, timeout)
+        _stop(stack, writers, report, timeout, phases=phases)
         try:
             # media: archived once nothing writes to it any more, so no upload is missed
-            safety = safety_backup(stack, "media", report) if kind == "media" else None
+            safety = safety_backup(stack, "media", report, phases=phases) if kind == "media" else None
             report(f"restoring {name}")
+            began = time.monotonic()
             payload = run_script(
                 stack,
                 [script, *flags, "--", target],
@@ -160,16 +177,15 @@ def _restore(
                 error=RestoreError,
                 hint="the live data was not replaced; the restore works on a copy until its last step",
             )
+            steps = _script_steps(payload)
+            shown = f" ({', '.join(f'{step} {took:.1f} s' for step, took in steps.items())})" if steps else ""
+            report(f"restored {name} in {phases.end('restore', began)}{shown}")
         except BaseException:
             _start(stack, writers, report, timeout, best_effort=True)
             raise
     if kind == "db":
-        # what restore_db.sh restored belongs to the superuser: hand it to the app's own role
-        # (stackctl/core/dbroles.py), or the app could not read its own tables
-        from stackctl.core.dbroles import ensure_app_role
-
         try:
-            ensure_app_role(stack)
+            _hand_to_app_role(stack, report, phases)
         except BaseException:
             _start(stack, writers, report, timeout, best_effort=True)
             raise
@@ -179,11 +195,11 @@ def _restore(
         # db: the previous database was renamed aside by the swap and nothing writes to it any
         # more; it is dumped while the writers start on the restored one, then dropped. Every
         # write made before the writers stopped is in that dump.
-        safety, start_error = _start_while_saving(stack, writers, old, report, timeout)
+        safety, start_error = _start_while_saving(stack, writers, old, report, timeout, phases)
         # kept when there is no safety backup of it, or when the app is not healthy on the new one
-        kept_old = _drop_old(stack, old, report) if safety and not start_error else old
+        kept_old = _drop_old(stack, old, report, phases) if safety and not start_error else old
     else:
-        start_error = _started(stack, writers, report, timeout)
+        start_error = _started(stack, writers, report, timeout, phases)
     if start_error:
         back = f"; the previous database is kept as {kept_old}" if kept_old else ""
         raise RestoreError(
@@ -199,37 +215,106 @@ def _restore(
         rows=payload.get("rows"),
         files=payload.get("files"),
         old_database=kept_old,
+        phases=phases.seconds,
+        restore_steps=steps,
     )
 
 
-def safety_backup(stack: Stack, kind: Kind, report: Report) -> str:
+def _check(
+    stack: Stack,
+    kind: Kind,
+    target: str,
+    *,
+    flags: list[str],
+    envs: dict[str, str],
+    report: Report,
+    phases: Phases,
+) -> None:
+    """restore_media.sh --check, or restore_db.sh --precheck (the integrity step a restore makes
+    first, alone: a full read only when no checksum vouches for the archive, as the restore
+    itself reads it all into a scratch database), then (db) the room on the db volume.
+    Refused before anything changes."""
+    name = Path(target).name
+    report(f"checking {name}: checksum, decryption, readability")
+    began = time.monotonic()
+    check = run_script(
+        stack,
+        [f"restore_{kind}.sh", "--precheck" if kind == "db" else "--check", *flags, "--", target],
+        what=f"checking {name}",
+        envs=envs,
+        error=RestoreError,
+        hint="nothing was changed; the backup is damaged, unreadable or missing its .sha256 sidecar",
+    )
+    if kind == "db":
+        _check_db_room(stack, int(check.get("bytes") or 0), report)
+    # db: read to its end only when no checksum vouches for it (restore_db.sh --precheck)
+    readable = "readable" if check.get("read_through", True) else "its table of contents readable"
+    report(f"checked {name} in {phases.end('check', began)}: checksum {check.get('checksum')}, {readable}")
+
+
+def _script_steps(payload: dict[str, object]) -> dict[str, float]:
+    """restore_db.sh's step timings ({"load": 21.0, ...}), in the order it runs them."""
+    steps = payload.get("steps")
+    if not isinstance(steps, dict):
+        return {}
+    order = {step: index for index, step in enumerate(SCRIPT_STEPS)}
+    return {str(step): float(steps[step]) for step in sorted(steps, key=lambda step: order.get(step, len(order)))}
+
+
+def _hand_to_app_role(stack: Stack, report: Report, phases: Phases) -> None:
+    """What restore_db.sh restored belongs to the superuser: hand it to the app's own role
+    (stackctl/core/dbroles.py), or the app could not read its own tables."""
+    from stackctl.core.dbroles import ensure_app_role
+
+    began = time.monotonic()
+    role = ensure_app_role(stack)
+    report(f"handed the restored database to its role {role.role} in {phases.end('app_role', began)}")
+
+
+def safety_backup(stack: Stack, kind: Kind, report: Report, *, phases: Phases | None = None) -> str:
     report(f"taking a safety {'backup' if kind == 'db' else 'archive'} of the current {kind}")
+    began = time.monotonic()
     try:
         safety = take_backup(stack, kind, label=SAFETY_LABEL, copy=False)
     except BackupError as exc:
         raise RestoreError(f"the safety backup failed, so nothing was restored: {exc.message}") from None
-    report(f"safety backup: {safety.file}")
+    took = (phases or Phases()).end("safety_backup", began)
+    report(f"safety backup {safety.file} written in {took}")
     return safety.file
 
 
+def _dump_previous(stack: Stack, old: str) -> tuple[BackupResult | BackupError, float]:
+    """The safety backup of the previous database (or why it failed), and when it ended."""
+    try:
+        result: BackupResult | BackupError = take_backup(
+            stack, "db", label=SAFETY_LABEL, copy=False, from_previous=old, prune=False
+        )
+    except BackupError as exc:
+        result = exc
+    return result, time.monotonic()
+
+
 def _start_while_saving(
-    stack: Stack, writers: list[str], old: str, report: Report, timeout: int
+    stack: Stack, writers: list[str], old: str, report: Report, timeout: int, phases: Phases
 ) -> tuple[str | None, StackctlError | None]:
     """Dump the previous database (in a thread) while the writers start; both are waited for.
 
     Returns the safety backup's name (None when it failed: the previous database is then kept)
     and the error of the start, if any."""
     report(f"taking a safety backup of the previous database {old}")
+    began = time.monotonic()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        dumping = pool.submit(take_backup, stack, "db", label=SAFETY_LABEL, copy=False, from_previous=old)
-        start_error = _started(stack, writers, report, timeout)
-        try:
-            safety: str | None = dumping.result().file
-            report(f"safety backup: {safety}")
-        except BackupError as exc:
-            safety = None
-            report(f"warning: the safety backup of {old} failed: {exc.message.splitlines()[0]}")
-    return safety, start_error
+        dumping = pool.submit(_dump_previous, stack, old)
+        start_error = _started(stack, writers, report, timeout, phases)
+        if not dumping.done():
+            report(f"waiting for the safety backup of {old}")
+        dumped, ended = dumping.result()
+    took = phases.end("safety_backup", began, ended)
+    if isinstance(dumped, BackupError):
+        report(f"warning: the safety backup of {old} failed after {took}: {dumped.message.splitlines()[0]}")
+        return None, start_error
+    report(f"safety backup {dumped.file} written in {took}")
+    return dumped.file, start_error
 
 
 def running_writers(stack: Stack) -> list[str]:
@@ -238,10 +323,11 @@ def running_writers(stack: Stack) -> list[str]:
     return sorted(s for s in services if s not in NOT_WRITERS)
 
 
-def _stop(stack: Stack, writers: list[str], report: Report, timeout: int) -> None:
+def _stop(stack: Stack, writers: list[str], report: Report, timeout: int, *, phases: Phases) -> None:
     if not writers:
         return
     report(f"stopping {', '.join(writers)}")
+    began = time.monotonic()
     try:
         stack.client.compose.stop(writers)
     except DockerException as exc:
@@ -249,14 +335,20 @@ def _stop(stack: Stack, writers: list[str], report: Report, timeout: int) -> Non
         raise RestoreError(
             f"could not stop {', '.join(writers)} (exit {exc.return_code}); nothing was restored"
         ) from None
+    report(f"stopped {', '.join(writers)} in {phases.end('stop', began)}")
 
 
-def _started(stack: Stack, writers: list[str], report: Report, timeout: int) -> StackctlError | None:
+def _started(stack: Stack, writers: list[str], report: Report, timeout: int, phases: Phases) -> StackctlError | None:
     """Start the writers again after a restore; the error, if they did not become healthy."""
+    if not writers:
+        return None
+    began = time.monotonic()
     try:
         _start(stack, writers, report, timeout)
     except StackctlError as exc:
+        phases.end("start", began)
         return exc
+    report(f"{', '.join(writers)} healthy in {phases.end('start', began)}")
     return None
 
 
@@ -283,14 +375,15 @@ def _start(stack: Stack, writers: list[str], report: Report, timeout: int, *, be
         raise
 
 
-def _drop_old(stack: Stack, old: str, report: Report) -> str | None:
+def _drop_old(stack: Stack, old: str, report: Report, phases: Phases) -> str | None:
     """Drop the previous database now that the app is healthy on the restored one."""
+    began = time.monotonic()
     try:
         run_script(stack, ["restore_db.sh", "--drop-old-only", old], what=f"dropping {old}")
     except BackupError as exc:
         report(f"warning: {exc.message.splitlines()[0]}; the previous database is kept as {old}")
         return old
-    report(f"dropped the previous database {old}")
+    report(f"dropped the previous database {old} in {phases.end('drop_old', began)}")
     return None
 
 
