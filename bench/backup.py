@@ -101,10 +101,8 @@ def _stackctl_json(lab: Lab, *args: str) -> tuple[float, Any]:
     return round(ran.seconds, 2), json.loads(ran.stdout)
 
 
-def run_section(lab: Lab, *, rows_per_table: int) -> dict[str, Any]:
-    lab.apply(WebSetup())
-    b = Backups(lab)
-    r: dict[str, Any] = {"tables": TABLES, "rows_per_table": rows_per_table}
+def _generate(lab: Lab, b: Backups, r: dict[str, Any], rows_per_table: int) -> int:
+    """The bench database: TABLES x rows_per_table generated rows; returns how many rows it holds."""
     log(f"generating {TABLES} x {rows_per_table} rows with generate_series")
     ran = lab.compose(
         "exec",
@@ -125,6 +123,44 @@ def run_section(lab: Lab, *, rows_per_table: int) -> dict[str, Any]:
     expected = b.rows_in(b.db)
     r["rows"] = expected
     log(f"  database: {r['database_bytes'] / 1e6:.0f} MB, {expected} generated rows")
+    return expected
+
+
+def run_restore_section(lab: Lab, *, rows_per_table: int, rounds: int) -> dict[str, Any]:
+    """`stackctl restore db` of one backup of the bench database, end to end, ROUNDS times: the
+    wall time, each phase (the command's --json `phases`) and restore_db.sh's own steps, and the
+    median. The short way to the restore figures, without the backup section's comparisons."""
+    lab.apply(WebSetup())
+    b = Backups(lab)
+    r: dict[str, Any] = {"tables": TABLES, "rows_per_table": rows_per_table}
+    expected = _generate(lab, b, r, rows_per_table)
+    wall, payload = _stackctl_json(lab, "backup", "now", "db")
+    dump = payload[0]
+    r["backup_cli_seconds"], r["bytes"] = wall, dump["bytes"]
+    log(f"  stackctl backup now db: {wall:.1f} s, {dump['bytes'] / 1e6:.0f} MB")
+    runs: list[dict[str, Any]] = []
+    for number in range(1, rounds + 1):
+        load = load_average()
+        wall, result = _stackctl_json(lab, "restore", "db", dump["file"], "--yes")
+        phases = _in_order(result.get("phases", {}))
+        steps = _in_order(result.get("restore_steps", {}))
+        runs.append({"seconds": wall, "load_before": load, "phases": phases, "script_steps": steps})
+        log(f"  restore db, run {number}: {wall:.1f} s (load {load})")
+        log(f"    phases: {_seconds_line(phases)}")
+        log(f"    restore_db.sh's steps: {_seconds_line(steps)}")
+        if b.rows_in(b.db) != expected:
+            raise BenchError("stackctl restore db did not bring back every generated row")
+    r["runs"] = runs
+    r["restore_cli_seconds_median"] = sorted(run["seconds"] for run in runs)[len(runs) // 2]
+    log(f"  median of {len(runs)}: {r['restore_cli_seconds_median']:.1f} s")
+    return r
+
+
+def run_section(lab: Lab, *, rows_per_table: int) -> dict[str, Any]:
+    lab.apply(WebSetup())
+    b = Backups(lab)
+    r: dict[str, Any] = {"tables": TABLES, "rows_per_table": rows_per_table}
+    expected = _generate(lab, b, r, rows_per_table)
 
     # -- stackctl ------------------------------------------------------------------------------
     wall, payload = _stackctl_json(lab, "backup", "now", "db")

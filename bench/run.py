@@ -1,6 +1,6 @@
 """Run the benchmarks in one go: prints a table and writes every raw number to bench/results/.
 
-    .venv/bin/python -m bench.run [--quick] [--only requests,static,build,backup,cli,deploy] [--keep]
+    .venv/bin/python -m bench.run [--quick] [--only requests,static,build,backup,restore,cli,deploy] [--keep]
                                   [--rounds N] [--setups a_stackctl_default,c_gunicorn_uvicorn_nginx,...]
 
 Full run: about 25 minutes on a 2-core host. --quick is a smoke run (a few seconds per load
@@ -23,7 +23,7 @@ from bench.lab import Lab
 from bench.load import LoadSettings
 from bench.report import render_table, summary
 
-SECTIONS = ("requests", "static", "build", "backup", "cli", "deploy")
+SECTIONS = ("requests", "static", "build", "backup", "restore", "cli", "deploy")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             "static": lambda: static.run_section(lab, plan["load"]),
             "build": lambda: build.run_section(lab),
             "backup": lambda: backup.run_section(lab, rows_per_table=plan["rows_per_table"]),
+            "restore": lambda: backup.run_restore_section(
+                lab, rows_per_table=plan["rows_per_table"], rounds=plan["rounds"]
+            ),
             "cli": lambda: cli.run_section(lab, runs=plan["cli_runs"]),
             "deploy": lambda: deploy.run_section(lab),
         }
