@@ -540,7 +540,8 @@ class Stack(StackView):
     def running_service(self, service: str) -> ServiceStatus:
         """The running container of `service`, or ServiceNotRunning saying what it is doing instead."""
         found = [s for s in self.status().services if s.service == service]
-        running = next((s for s in found if s.state == "running"), None)
+        # running between two restarts of a crash loop: restarted, and its healthcheck starting again
+        running = next((s for s in found if s.state == "running" and not (s.restarts and s.health == "starting")), None)
         if running is None:
             raise self._not_running(service, found[0] if found else None)
         return running

@@ -56,8 +56,10 @@ def _stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, states: list[Service
     return stack
 
 
-def web(state: str, *, restarts: int = 0, code: int | None = 0, oom: bool = False) -> ServiceStatus:
-    return ServiceStatus("web", "shop-prod-web-1", state, None, [], None, restarts, code, oom)
+def web(
+    state: str, *, restarts: int = 0, code: int | None = 0, oom: bool = False, health: str | None = None
+) -> ServiceStatus:
+    return ServiceStatus("web", "shop-prod-web-1", state, health, [], None, restarts, code, oom)
 
 
 def test_a_restarting_web_is_said_so_with_its_exception_and_no_exec(tmp_path: Path, monkeypatch) -> None:
@@ -72,6 +74,19 @@ def test_a_restarting_web_is_said_so_with_its_exception_and_no_exec(tmp_path: Pa
     assert error.message.endswith("KeyError: 'SHOP_SIGNING_KEY'")
     assert "set SHOP_SIGNING_KEY in .env.prod" in (error.hint or "")
     assert stack.client.container.calls == []  # type: ignore[attr-defined]
+
+
+def test_a_web_running_between_two_restarts_of_a_crash_loop_is_restarting(tmp_path: Path, monkeypatch) -> None:
+    stack = _stack(tmp_path, monkeypatch, [web("running", restarts=5, code=1, health="starting")])
+    with pytest.raises(ServiceNotRunning) as caught:
+        list(stack.manage(["migrate"], tty=False))
+    assert caught.value.message.startswith("web of shop-prod is restarting (exited 5 times; last exit 1)")
+    assert stack.client.container.calls == []  # type: ignore[attr-defined]
+
+
+def test_a_web_restarted_once_and_healthy_again_runs_manage(tmp_path: Path, monkeypatch) -> None:
+    stack = _stack(tmp_path, monkeypatch, [web("running", restarts=1, code=137, health="healthy")])
+    assert list(stack.manage(["check"], tty=False)) == [("stdout", b"ok\n")]
 
 
 def test_an_exited_web_killed_for_memory_says_so(tmp_path: Path, monkeypatch) -> None:
