@@ -69,8 +69,17 @@ def report() -> dict[str, Any]:
             for m in messages
         ],
         "sentry": str(getattr(settings, "STACKCTL_SENTRY", "off")),
-        "routes": routes(),
+        "routes": listed_routes(),
     }
+
+
+def listed_routes() -> dict[str, str]:
+    """routes(), or none when the URLconf cannot be resolved: the settings report stands alone."""
+    try:
+        return routes()
+    except Exception as exc:  # an URLconf that fails to import: the app's error, not this report's
+        print(f"stackctl_verify: no routes: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return {}
 
 
 def routes() -> dict[str, str]:
