@@ -29,7 +29,7 @@ VARIABLE = r"([A-Z][A-Z0-9_]*[A-Z0-9])"
 # how code and exceptions name a missing environment variable
 VARIABLE_PATTERNS = (
     re.compile(r"environ\[\s*['\"]" + VARIABLE + r"['\"]\s*\]"),
-    re.compile(r"(?:environ\.get|getenv|env(?:\.\w+)?|config)\(\s*['\"]" + VARIABLE + r"['\"]"),
+    re.compile(r"\b(?:environ\.get|getenv|env(?:\.\w+)?|config)\(\s*['\"]" + VARIABLE + r"['\"]"),
     re.compile(r"\b[Ss]et the " + VARIABLE + r" environment variable"),
     re.compile(r"environment variable ['\"]?" + VARIABLE),
     re.compile(VARIABLE + r"['\"]? (?:environment variable|is not set|must be set|is required|not set)"),
@@ -74,17 +74,16 @@ class Traceback:
 
     @property
     def variable(self) -> str | None:
-        """The environment variable the exception (or the failing line) names, if any."""
-        texts = [self.exception]
-        if self.exception_type == "KeyError" and (
-            key := re.fullmatch(r"KeyError: ['\"]" + VARIABLE + r"['\"]", self.exception)
-        ):
-            return key.group(1)
-        texts += [f.code for f in reversed(self.frames) if f.in_project][:1]
-        for text in texts:
+        """The environment variable the exception (or the project's failing line) names, if any:
+        a KeyError only when os.environ raised it, not any dict's."""
+        project_line = [f.code for f in reversed(self.frames) if f.in_project][:1]
+        for text in [*project_line, self.exception]:
             for pattern in VARIABLE_PATTERNS:
                 if found := pattern.search(text):
                     return found.group(1)
+        key = re.fullmatch(r"KeyError: ['\"]" + VARIABLE + r"['\"]", self.exception)
+        if key and any(f.path.endswith("/os.py") for f in self.frames):
+            return key.group(1)
         return None
 
     def excerpt(self, frames: int = SHOWN_FRAMES) -> str:

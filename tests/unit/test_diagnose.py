@@ -115,6 +115,19 @@ django.core.exceptions.ImproperlyConfigured: Set the SENTRY_ENVIRONMENT environm
     )
 
 
+def test_a_keyerror_of_any_dict_names_no_variable() -> None:
+    log = """\
+Traceback (most recent call last):
+  File "/app/shop/cache.py", line 4, in <module>
+    TIMEOUT = CACHES["DEFAULT"]["TIMEOUT"]
+KeyError: 'DEFAULT'
+"""
+    found = last_traceback(log)
+    assert found is not None and found.variable is None
+    hint = failure_hint(found, env_file=".env", logs_command="stackctl logs web", up_command="stackctl up")
+    assert hint.startswith("fix shop/cache.py:4 (KeyError above)")
+
+
 def test_a_syntax_error_in_the_project_names_its_line() -> None:
     log = """\
 Traceback (most recent call last):
@@ -196,3 +209,18 @@ def test_without_a_traceback_the_hint_names_the_logs_command(monkeypatch: pytest
         stack.wait_healthy(timeout=30)
     assert "last exception" not in caught.value.message
     assert "`stackctl logs web --prod`" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("code", "variable"),
+    [
+        ('PORT = int(os.getenv("SHOP_PORT"))', "SHOP_PORT"),
+        ('DATABASES = {"default": env.db("SHOP_DATABASE_URL")}', "SHOP_DATABASE_URL"),
+        ('KEY = config("SHOP_KEY", cast=str)', "SHOP_KEY"),
+        ('ADMIN = apps.get_app_config("ADMIN")', None),
+    ],
+)
+def test_the_failing_project_line_names_the_variable_it_reads(code: str, variable: str | None) -> None:
+    log = f'Traceback (most recent call last):\n  File "/app/shop/settings.py", line 3, in <module>\n    {code}\n'
+    found = last_traceback(log + "TypeError: int() argument must be a string, not 'NoneType'\n")
+    assert found is not None and found.variable == variable
