@@ -73,10 +73,11 @@ class ConfigError(StackctlError):
 
 
 class CommandExited(StackctlError):
-    """A command run for the user (manage.py) exited non-zero; its own output said why."""
+    """A command run for the user (manage.py) exited non-zero; its own output said why, unless
+    `message` says what docker's own code means (126: not run, 137: killed)."""
 
-    def __init__(self, code: int) -> None:
-        super().__init__("")
+    def __init__(self, code: int | None, *, message: str = "") -> None:
+        super().__init__(message)
         self.exit_code = code or 1
 
 
@@ -94,6 +95,11 @@ class StackUnhealthy(StackctlError):
     def __init__(self, message: str, *, logs: dict[str, str] | None = None, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.logs = logs or {}
+
+
+class ServiceNotRunning(StackUnhealthy):
+    """A command needs a service's running container (manage needs web) and it is exited,
+    restarting or absent: the message says which, with its last exception. Exit code 6."""
 
 
 class SettingsNotVerified(StackUnhealthy):

@@ -4,7 +4,8 @@
 of DJANGO_ASGI_APPLICATION, whose import may choose the settings), then reports what
 stackctl compares with the env file: DEBUG, the default database, STATIC_ROOT and
 MEDIA_ROOT, whether SECRET_KEY is insecure (never the key itself) and the messages of
-`manage.py check --deploy`. Only the JSON line goes to stdout; whatever Django or the
+`manage.py check --deploy`, and the routes stackctl lists (`python -m stackctl_verify routes`:
+only those). Only the JSON line goes to stdout; whatever Django or the
 project logs meanwhile goes to stderr.
 """
 
@@ -68,7 +69,43 @@ def report() -> dict[str, Any]:
             for m in messages
         ],
         "sentry": str(getattr(settings, "STACKCTL_SENTRY", "off")),
+        "routes": listed_routes(),
     }
+
+
+def listed_routes() -> dict[str, str]:
+    """routes(), or none when the URLconf cannot be resolved: the settings report stands alone."""
+    try:
+        return routes()
+    except Exception as exc:  # an URLconf that fails to import: the app's error, not this report's
+        print(f"stackctl_verify: no routes: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return {}
+
+
+def routes() -> dict[str, str]:
+    """The paths the app really routes, of those stackctl lists (`up`, `status`): GraphQL's
+    (/graphql or /graphql/, when the view found there is a GraphQL one, not a catch-all) and
+    the admin's index (wherever the URLconf mounts it), resolved against the URLconf in effect."""
+    from django.apps import apps
+    from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+
+    found: dict[str, str] = {}
+    for path in ("/graphql", "/graphql/"):
+        try:
+            match = resolve(path)
+        except Resolver404:
+            continue
+        view = getattr(match.func, "view_class", match.func)
+        names = (match.route, match.url_name, getattr(view, "__module__", ""), getattr(view, "__qualname__", ""))
+        if any("graphql" in str(name or "").lower() for name in names):
+            found["graphql"] = path
+            break
+    if apps.is_installed("django.contrib.admin"):
+        try:
+            found["admin"] = reverse("admin:index")
+        except NoReverseMatch:  # an admin app without its URLs
+            return found
+    return found
 
 
 def _level(level: int) -> str:
@@ -81,7 +118,12 @@ def _level(level: int) -> str:
 def main() -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # logs printed to stdout go to stderr
-    out.write(json.dumps(report(), sort_keys=True) + "\n")
+    if sys.argv[1:] == ["routes"]:  # only the routes (`stackctl up` of a dev-kind stack)
+        load_django()
+        payload = routes()
+    else:
+        payload = report()
+    out.write(json.dumps(payload, sort_keys=True) + "\n")
     out.flush()
 
 

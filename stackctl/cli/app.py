@@ -80,7 +80,9 @@ app.add_typer(ci.ci_app, name="ci")
 
 def _report(out: Console, exc: StackctlError) -> None:
     if isinstance(exc, CommandExited):
-        return  # the command's own output said why
+        if exc.message:  # docker's own code (126, 137): what it means
+            out.error(exc.message)
+        return  # otherwise the command's own output said why
     if isinstance(exc, ConfigError):
         show_problems(out, exc.problems)
         errors = sum(1 for p in exc.problems if p.severity == "error")

@@ -63,9 +63,12 @@ class Application:
 
         return Project.at(directory)
 
-    def config(self, directory: Path | None, env: Environment, *, warn: bool = True) -> LoadedConfig:
-        """The validated config of one environment; its warnings are shown the first time (unless
-        `warn` is off: `manage` prints the command's own output and nothing of ours)."""
+    def config(self, directory: Path | None, env: Environment, *, warn: bool = False) -> LoadedConfig:
+        """The validated config of one environment. Its warnings are shown (once) only by the
+        commands that apply the env file, with `warn`: `render`, `up` and `deploy` (`init` and
+        `check` show their own). The commands that look at or work on a stack already started
+        (status, logs, manage, down, backup, restore, releases, rollback, certs) do not repeat them:
+        they were shown when the stack was started, and `stackctl check` shows them any time."""
         from stackctl.config import load_config
         from stackctl.core.identity import remember_identity
         from stackctl.core.stack import StackIdentity
@@ -79,7 +82,7 @@ class Application:
             remember_identity(project, env, StackIdentity.of(self._loaded[key].config))
         return self._loaded[key]
 
-    def stack(self, directory: Path | None, env: Environment, *, warn: bool = True) -> Stack:
+    def stack(self, directory: Path | None, env: Environment, *, warn: bool = False) -> Stack:
         from stackctl.core.stack import Stack
 
         config = self.config(directory, env, warn=warn).config

@@ -35,7 +35,7 @@ def release_ids(ctx: typer.Context, incomplete: str) -> list[str]:
         app.console.verbosity = -1
         directory = ctx.params.get("project_dir")
         environment = app.environment(bool(ctx.params.get("prod")), ctx.params.get("env"))
-        stack = app.stack(Path(directory) if directory else None, environment, warn=False)
+        stack = app.stack(Path(directory) if directory else None, environment)
         known = list_releases(stack.client, stack.name)
     except Exception:  # completion runs inside the user's shell: say nothing
         return []
@@ -102,7 +102,7 @@ def deploy(
         return
     app = application(ctx)
     out = app.console
-    stack = app.stack(project_dir, app.environment(prod, env))
+    stack = app.stack(project_dir, app.environment(prod, env), warn=True)
     out.info(f"deploying {stack.name} ({stack.env.name})")
     options = DeployOptions(
         ref=ref,

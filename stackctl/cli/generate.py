@@ -177,7 +177,7 @@ def render(
     app = application(ctx)
     out = app.console
     environment = app.environment(prod, env)
-    loaded = app.config(project_dir, environment)
+    loaded = app.config(project_dir, environment, warn=True)
     root = app.project(project_dir).root
     plan = plan_files(root, render_set(loaded.config))
     _show_plan(out, plan, json_out=json_out, extra={"profile": environment.profile, "env": environment.name})

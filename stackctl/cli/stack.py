@@ -130,7 +130,7 @@ def up(
     """Render if stale, build, start the stack and wait until every service is healthy."""
     app = application(ctx)
     out = app.console
-    stack = app.stack(project_dir, app.environment(prod, env))
+    stack = app.stack(project_dir, app.environment(prod, env), warn=True)
     out.info(f"bringing up {stack.name} ({stack.env.name})")
     result = stack.up(report=out.progress_line, timeout=timeout, build=not no_build)
     if json_out:
@@ -215,7 +215,7 @@ def logs(
 ) -> None:
     """Show the stack's logs."""
     app = application(ctx)
-    stack = app.stack(project_dir, app.environment(prod, env), warn=False)
+    stack = app.stack(project_dir, app.environment(prod, env))
     for _source, line in stack.logs(service, follow=follow, tail=tail):
         sys.stdout.write(line.decode(errors="replace"))
         sys.stdout.flush()
@@ -231,7 +231,7 @@ def manage(
 ) -> None:
     """Run manage.py in the web container: its output as it comes, and its exit code."""
     app = application(ctx)
-    stack = app.stack(project_dir, app.environment(prod, env), warn=False)
+    stack = app.stack(project_dir, app.environment(prod, env))
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     for source, line in stack.manage(list(args or []) + list(ctx.args), tty=tty):
         stream = sys.stderr if source == "stderr" else sys.stdout

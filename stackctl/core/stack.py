@@ -29,9 +29,18 @@ from stackctl.adapters.docker import (
 )
 from stackctl.adapters.remote import is_ssh
 from stackctl.config.profile import Environment, Profile
+from stackctl.core.diagnose import describe_state, failure_hint, killed_message, last_traceback
 from stackctl.core.progress import Report, quiet
 from stackctl.core.project import Project
-from stackctl.errors import CertificateError, CommandExited, DockerCommandError, StackctlError, StackUnhealthy
+from stackctl.core.routes import known_routes, remember_routes, route_urls
+from stackctl.errors import (
+    CertificateError,
+    CommandExited,
+    DockerCommandError,
+    ServiceNotRunning,
+    StackctlError,
+    StackUnhealthy,
+)
 
 if TYPE_CHECKING:
     from stackctl.config import StackConfig
@@ -51,6 +60,8 @@ class ServiceStatus:
     ports: list[str]
     health_output: str | None = None  # what the last healthcheck probe printed
     restarts: int = 0  # how often the engine restarted the container (restart policy)
+    exit_code: int | None = None  # the last exit of its process (0 while it never exited)
+    oom_killed: bool = False  # the kernel killed it for memory (its limit)
 
 
 @dataclass
@@ -114,11 +125,11 @@ class StackIdentity:
         ngx = config.nginx
         host = "127.0.0.1" if ngx.nginx_bind_address in ("0.0.0.0", "") else ngx.nginx_bind_address
         scheme, port = ("https", ngx.https_port) if ngx.use_tls else ("http", ngx.http_port)
-        return cls(config.project_name, (f"{scheme}://{host}:{port}/", f"{scheme}://{host}:{port}/graphql"))
+        return cls(config.project_name, (f"{scheme}://{host}:{port}/",))  # the routes: core/routes.py
 
 
 SHOWN_LOG_LINES = 40  # of each failed service, under an error
-HINT_LOG_LINES = 400  # searched for a failure stackctl knows by name
+HINT_LOG_LINES = 2000  # searched for a failure stackctl knows by name, and for the last traceback
 
 
 # pitrctl.py's line when a repository holds another cluster's backups (a new host, say)
@@ -141,9 +152,21 @@ def _unhealthy_hint(logs: dict[str, str], env: Environment) -> str:
                 f"bring the data back with `{restore}`; otherwise give repo{found.group(2)} a path of its own "
                 f"(PITR_REPO2_PATH for repo2) and run `{up_command}` again"
             )
-    return postgres_data_mismatch_hint(logs.get("db", "")) or (
-        f"read the logs above; fix the service, then run `{up_command}` again"
-    )
+    if mismatch := postgres_data_mismatch_hint(logs.get("db", "")):
+        return mismatch
+    for service, text in logs.items():  # a Python service's last exception: the variable or the line to fix
+        if exception := last_traceback(text):
+            logs_command = env.command(f"logs {service}")
+            return failure_hint(exception, env_file=env.env_file, logs_command=logs_command, up_command=up_command)
+    whole = env.command(f"logs {next(iter(logs), 'SERVICE')}")
+    return f"read the logs above (the whole log: `{whole}`); fix the service, then run `{up_command}` again"
+
+
+def quoted_tracebacks(logs: dict[str, str]) -> str:
+    """Each failed service's last Python traceback (its last frames and its exception), for the
+    error message: the lines the log tail no longer shows."""
+    found = {name: exception for name, text in logs.items() if (exception := last_traceback(text))}
+    return "".join(f"\n{name}'s last exception:\n{exception.excerpt()}" for name, exception in found.items())
 
 
 class StackView:
@@ -254,10 +277,17 @@ class StackView:
                     sorted(ports),
                     last_output,
                     c.restart_count or 0,
+                    state.exit_code if state else None,
+                    bool(state.oom_killed) if state else False,
                 )
             )
         services.sort(key=lambda s: s.service)
-        return StackStatus(self.name, self.profile, services, list(self.identity.urls), env=self.env.name)
+        return StackStatus(self.name, self.profile, services, self.urls(), env=self.env.name)
+
+    def urls(self) -> list[str]:
+        """The root URL, then the routes `up` found in web (GraphQL's, the admin's)."""
+        base = self.identity.urls[0] if self.identity.urls else ""
+        return route_urls(base, known_routes(self.project, self.env))
 
     def _unhealthy(self, message: str, bad: list[str]) -> StackUnhealthy:
         """The failure with the last lines of each bad service's log (every service's when
@@ -265,7 +295,7 @@ class StackView:
         several daphne processes, their tracebacks can follow the entrypoint's own message."""
         logs = {name: self.tail_logs(name, lines=HINT_LOG_LINES) for name in (bad or self.service_names())}
         shown = {name: "\n".join(text.splitlines()[-SHOWN_LOG_LINES:]) for name, text in logs.items()}
-        return StackUnhealthy(message, logs=shown, hint=_unhealthy_hint(logs, self.env))
+        return StackUnhealthy(message + quoted_tracebacks(logs), logs=shown, hint=_unhealthy_hint(logs, self.env))
 
     def tail_logs(self, service: str, lines: int = SHOWN_LOG_LINES) -> str:
         try:
@@ -444,6 +474,10 @@ class Stack(StackView):
 
             report("verifying the settings in effect in web")
             settings = verify_settings(self)
+        from stackctl.core.verify import probe_routes
+
+        remember_routes(self.project, self.env, settings.seen.routes if settings else probe_routes(self))
+        status.urls = self.urls()
         certificate = None
         if self.profile == "prod" and self.config.nginx.acme:
             from stackctl.core import certs
@@ -483,10 +517,10 @@ class Stack(StackView):
     def manage(self, args: list[str], *, tty: bool) -> Iterator[tuple[Stream, bytes]]:
         """Run manage.py in the web container. With a terminal it is interactive and talks to
         the terminal itself (nothing is yielded); without one, its stdout and stderr lines are
-        yielded as they come. Either way, a non-zero exit raises CommandExited with its code."""
-        web = self.status().running("web")
-        if web is None:
-            raise StackctlError(f"the web service of {self.name} is not running", hint=f"start it: {self.up_command}")
+        yielded as they come. Either way, a non-zero exit raises CommandExited with its code.
+        A web that is not running (exited, restarting, killed for memory) raises
+        ServiceNotRunning saying so, before or after docker's own 126/137."""
+        web = self.running_service("web")
         command = ["python", "manage.py", *args]
         try:
             if tty:
@@ -497,4 +531,32 @@ class Stack(StackView):
             for source, line in lines:
                 yield ("stderr" if source == "stderr" else "stdout"), line
         except DockerException as exc:
-            raise CommandExited(exc.return_code) from None
+            code = exc.return_code
+            after = next((s for s in self.status().services if s.container == web.container), None)
+            if after is None or after.state != "running" or after.restarts > web.restarts:
+                raise self._not_running("web", after, during="manage.py") from None
+            raise CommandExited(code, message=killed_message(code, "manage.py")) from None
+
+    def running_service(self, service: str) -> ServiceStatus:
+        """The running container of `service`, or ServiceNotRunning saying what it is doing instead."""
+        found = [s for s in self.status().services if s.service == service]
+        # running between two restarts of a crash loop: restarted, and its healthcheck starting again
+        running = next((s for s in found if s.state == "running" and not (s.restarts and s.health == "starting")), None)
+        if running is None:
+            raise self._not_running(service, found[0] if found else None)
+        return running
+
+    def _not_running(self, service: str, seen: ServiceStatus | None, *, during: str = "") -> ServiceNotRunning:
+        where = f" (while {during} ran)" if during and seen is not None else ""
+        if seen is None:
+            message = f"{service} of {self.name} is not running{where}: it has no container"
+            return ServiceNotRunning(message, hint=f"start the stack: `{self.up_command}`")
+        logs = self.tail_logs(service, lines=HINT_LOG_LINES)
+        state = describe_state(seen.state, restarts=seen.restarts, exit_code=seen.exit_code, oom_killed=seen.oom_killed)
+        message = f"{service} of {self.name} {state}{where}: run `{self.env.command(f'logs {service}')}`"
+        hint = (
+            _unhealthy_hint({service: logs}, self.env)
+            if last_traceback(logs)
+            else f"read `{self.env.command(f'logs {service}')}`; fix the cause, then run `{self.up_command}` again"
+        )
+        return ServiceNotRunning(message + quoted_tracebacks({service: logs}), hint=hint)

@@ -70,6 +70,7 @@ class SettingsSeen(BaseModel):
     secret_key_insecure: bool
     checks: list[DeployCheck]
     sentry: str = "off"
+    routes: dict[str, str] = {}  # the paths the app routes, of those stackctl lists (graphql, admin)
 
 
 @dataclass(frozen=True)
@@ -238,9 +239,7 @@ def run_probe(stack: Stack) -> str:
     """Run stackctl_verify in the running web container (its working directory, /app). By
     container name, not `compose exec web`: that means container 1, and after a deploy the
     serving container has another number."""
-    web = stack.status().running("web")
-    if web is None:
-        raise StackctlError(f"the web service of {stack.name} is not running", hint=f"start it: {stack.up_command}")
+    web = stack.running_service("web")  # else: exited, restarting, with its last exception
     try:
         output = stack.client.container.execute(web.container, ["python", "-m", VERIFY_MODULE], tty=False)
     except DockerException as exc:
@@ -249,6 +248,19 @@ def run_probe(stack: Stack) -> str:
             hint=f"is the stack up? see `stackctl logs web`, or start it: {stack.up_command}",
         ) from None
     return str(output or "")
+
+
+def probe_routes(stack: Stack) -> dict[str, str]:
+    """The routes the app has, of those `up` lists (stackctl_verify's `routes`, run in web).
+    Best effort: a probe that fails lists no route, it does not fail `up`."""
+    try:
+        web = stack.running_service("web")
+        output = stack.client.container.execute(web.container, ["python", "-m", VERIFY_MODULE, "routes"], tty=False)
+        lines = [line for line in str(output or "").splitlines() if line.strip()]
+        found = json.loads(lines[-1]) if lines else {}
+    except (StackctlError, DockerException, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def verify_settings(stack: Stack, *, probe: Callable[[Stack], str] = run_probe) -> SettingsReport:

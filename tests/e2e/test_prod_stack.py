@@ -168,6 +168,9 @@ def test_status_json_is_typed(prod: Proj) -> None:
     assert db["next_run"].endswith("Z") or "+" in db["next_run"]
     assert db["last_success_age_seconds"] is None or isinstance(db["last_success_age_seconds"], int)
     assert "ago" not in json.dumps(payload["backups"])
+    # the routes the example really has, found in web by `up`'s verification
+    root = payload["urls"][0]
+    assert root.startswith("https://") and payload["urls"] == [root, root + "graphql", root + "admin/"], payload
 
 
 def test_backup_names_complete_for_restore_db(prod: Proj) -> None:

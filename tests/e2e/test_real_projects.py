@@ -218,6 +218,19 @@ def test_up_verifies_the_settings_in_effect(real: RealStack) -> None:
     print(f"{real.fixture}: up --prod took {real.up_seconds:.0f}s")
 
 
+def test_the_listed_urls_are_the_routes_the_app_has(real: RealStack) -> None:
+    """No corpus project has GraphQL: `up` and `status` list its root and its admin, nothing
+    else, and the admin they list answers."""
+    status = real.proj.stackctl("status", "--json", timeout=120)
+    assert status.returncode == 0, _failed(status, "stackctl status --prod --json")
+    listed = json.loads(status.stdout)["urls"]
+    assert real.up["urls"] == listed == [real.url("/"), real.url("/admin/")], (real.up["urls"], listed)
+    text = real.proj.stackctl("status", timeout=120)
+    assert "graphql" not in text.stdout + text.stderr, text.stdout
+    admin = http(listed[1] + "login/")
+    assert admin.status == 200, (admin.status, admin.body[:300])
+
+
 # -- what nginx serves ---------------------------------------------------------------------------
 
 

@@ -100,6 +100,10 @@ class FakeStack:
     def status(self) -> StackStatus:
         return StackStatus(self.name, self.profile, [self.web], [])
 
+    def running_service(self, service: str) -> ServiceStatus:
+        assert service == "web"
+        return self.web
+
 
 def verify(cfg: StackConfig, printed: dict[str, Any]) -> Any:
     line = "a log line on stdout that is not JSON\n" + json.dumps(printed) + "\n"
