@@ -13,6 +13,7 @@ import secrets
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from stackctl.adapters.files import read_bytes_or_none
 from stackctl.config import GROUPS, load_config
@@ -27,6 +28,7 @@ from stackctl.config.webimage import (
     StackPackage,
 )
 from stackctl.core.detect import DjangoProject, detect_project
+from stackctl.core.detect_env import required_reads, settings_files
 from stackctl.core.images import IMAGE_VARIABLES, local_image_env, official_image_env, python_image_for
 from stackctl.core.layout import ENV_HEADER, ImageChoice, choose_layout
 from stackctl.core.plan import Action, PlannedFile, RenderPlan, apply_plan, plan_files
@@ -145,7 +147,35 @@ def _values(detected: DjangoProject, profile: Profile, images: ImageSelection, p
     bundle = host_ca_bundle()
     if bundle:
         values["BUILD_CA_BUNDLE"] = bundle
+    values.update(former_alias_values(detected, project, profile, values))
     return values
+
+
+def former_alias_values(
+    detected: DjangoProject, project: Project, profile: Profile, values: dict[str, str]
+) -> dict[str, str]:
+    """SECRET_KEY, DEBUG, ALLOWED_HOSTS and DATABASE_URL, those the settings read with no
+    default (detect_env.py): the stack adds none of them, so the env file states them."""
+    settings = detected.settings.prod if profile == "prod" else detected.settings.dev
+    reads = required_reads(settings_files(project.source / detected.project_dir, settings))
+    debug = profile == "dev"
+    own: dict[str, str] = {}
+    for read in reads.values():
+        if read.name == "SECRET_KEY":
+            own[read.name] = values["DJANGO_SECRET_KEY"]
+        elif read.name == "DEBUG":
+            own[read.name] = str(int(debug)) if read.as_int else str(debug)
+        elif read.name == "ALLOWED_HOSTS":
+            own[read.name] = ",".join(GROUPS["django"].model_fields["django_allowed_hosts"].default)
+        elif read.name == "DATABASE_URL":
+            # the bundled database, as the role the app connects as (prod: DB_APP_USER)
+            user, password = (
+                ("django_app", values["DB_APP_PASSWORD"])
+                if profile == "prod"
+                else ("django", values["POSTGRES_PASSWORD"])
+            )
+            own[read.name] = f"postgres://{user}:{quote(password, safe='')}@db:5432/django"
+    return own
 
 
 def env_text(values: dict[str, str], *, profile: str) -> str:
@@ -159,6 +189,11 @@ def env_text(values: dict[str, str], *, profile: str) -> str:
         if names:
             lines += ["", f"# ---- {group.title} ----"]
             lines += [f"{n}={values[n]}" for n in names]
+    known = {n.upper() for group in GROUPS.values() for n in group.model_fields}
+    own = [n for n in values if n not in known]
+    if own:
+        lines += ["", "# ---- The app's own (passed to web as written; see .env.example) ----"]
+        lines += [f"{n}={values[n]}" for n in own]
     return "\n".join(lines) + "\n"
 
 
