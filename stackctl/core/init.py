@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from stackctl.adapters.files import read_bytes_or_none
 from stackctl.config import GROUPS, load_config
-from stackctl.config.loader import LoadedConfig
+from stackctl.config.loader import LoadedConfig, parse_env
 from stackctl.config.profile import Profile, environment_of
 from stackctl.config.webimage import (
     COMPANIONS,
@@ -151,6 +151,26 @@ def _values(detected: DjangoProject, profile: Profile, images: ImageSelection, p
     return values
 
 
+def _missing_aliases(
+    detected: DjangoProject, project: Project, profile: Profile, label: str, text: str
+) -> list[ConfigProblem]:
+    """A kept env file without a name its settings require that earlier stacks set themselves."""
+    have = {name for name, value in parse_env(text).items() if value}
+    placeholders = {"DJANGO_SECRET_KEY": "x", "POSTGRES_PASSWORD": "x", "DB_APP_PASSWORD": "x"}
+    return [
+        ConfigProblem(
+            label,
+            name,
+            "",
+            "the project's settings read it at import with no default, and the stack does not set it",
+            hint=f"add {name}=... to {label} (see the README: the app's own variables)",
+            severity="warning",
+        )
+        for name in former_alias_values(detected, project, profile, placeholders)
+        if name not in have
+    ]
+
+
 def former_alias_values(
     detected: DjangoProject, project: Project, profile: Profile, values: dict[str, str]
 ) -> dict[str, str]:
@@ -222,6 +242,7 @@ def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: 
     selection = select_images(detected, images)
     env_files: dict[str, tuple[bytes, int]] = {}
     loaded: dict[Profile, LoadedConfig] = {}
+    kept_warnings: list[ConfigProblem] = []
     profiles: tuple[Profile, ...] = ("dev", "prod")
     for profile in profiles:
         path = project.env_file(environment_of(profile))
@@ -231,6 +252,7 @@ def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: 
         else:
             text = existing.decode("utf-8", errors="replace")
             text = with_images(text, selection.env) if images != "auto" else text
+            kept_warnings += _missing_aliases(detected, project, profile, path.name, text)
         env_files[path.name] = (text.encode(), 0o600)
         loaded[profile] = load_config(path, profile=profile, text=text)  # validated before anything is written
     rendered: dict[str, tuple[bytes, int]] = {}
@@ -248,7 +270,7 @@ def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: 
         overlay=list(OVERLAY_SETTINGS) if overlay_on else [],
         added_packages=added_packages(detected),
         asgi_fallback=detected.asgi_application is None,
-        warnings=loaded["dev"].warnings + loaded["prod"].warnings,
+        warnings=loaded["dev"].warnings + loaded["prod"].warnings + kept_warnings,
     )
     if not dry_run:
         result.written = [f.path for f in apply_plan(plan, force=force)]
