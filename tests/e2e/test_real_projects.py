@@ -355,7 +355,8 @@ def test_the_apps_own_variables_reach_web_as_written_and_secrets_stay_out_of_ins
     for container in (
         c for service in ("web", "db", "redis", "nginx", "backup") for c in containers(real.proj, service)
     ):
-        inspected = json.dumps(container.model_dump(mode="json"), default=str)
+        parts = (container.config, container.host_config, container.mounts)
+        inspected = json.dumps([json.dumps(part, default=lambda o: o.model_dump(mode="json")) for part in parts])
         for value in secrets:
             assert value not in inspected, f"an app secret is in `docker inspect` of {container.name}"
 
@@ -365,7 +366,9 @@ def test_the_projects_own_postgres_engine_is_kept(real: RealStack) -> None:
         pytest.skip("the fixture uses Django's own engine")
     seen = real.up["settings"]["seen"]["database"]
     assert seen["engine"] == "ledger.dbbackend" and seen["vendor"] == "postgresql", seen
-    code = "from django.db import connection; connection.ensure_connection(); print(type(connection).__module__)"
+    code = (
+        "from django.db import connections as c; c['default'].ensure_connection(); print(type(c['default']).__module__)"
+    )
     assert _manage_shell(real, code) == "ledger.dbbackend.base"
     code = "from django.conf import settings; d = settings.DATABASES['default']; print(d['HOST'], d['NAME'])"
     assert _manage_shell(real, code) == f"{real.env('POSTGRES_HOST', 'db')} {real.env('POSTGRES_DB', 'django')}"

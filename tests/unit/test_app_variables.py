@@ -181,3 +181,15 @@ def test_init_warns_when_a_kept_env_file_lacks_a_required_name(tmp_path: Path) -
     warnings = run_init(root, images="local", force=True).warnings
     assert [(w.file, w.variable) for w in warnings if w.variable == "DATABASE_URL"] == [(".env.prod", "DATABASE_URL")]
     assert "DATABASE_URL=" not in prod.read_text()  # a kept env file is never rewritten
+
+
+@pytest.mark.parametrize("profile", ["dev", "prod"])
+def test_with_the_overlay_off_web_gets_no_name_of_stackctls_for_the_settings(tmp_path: Path, profile: str) -> None:
+    extra = {"DJANGO_SETTINGS_OVERLAY": "false", "DEBUG": "True"}
+    cfg = load_fixture(f"{profile}.env", profile, tmp_path, extra=extra)  # type: ignore[arg-type]
+    compose_file, env_file = (
+        ("docker-compose.yml", ".env") if profile == "dev" else ("docker-compose.prod.yml", ".env.prod")
+    )
+    web = _environments(cfg, tmp_path, compose_file, env_file)["web"]
+    assert web["DJANGO_SETTINGS_MODULE"] == cfg.django.django_settings_module and "STACKCTL_BASE_SETTINGS" not in web
+    assert not {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"} & set(web) and web["DEBUG"] == "True"
