@@ -189,12 +189,14 @@ def former_alias_values(
             own[read.name] = ",".join(GROUPS["django"].model_fields["django_allowed_hosts"].default)
         elif read.name == "DATABASE_URL":
             # the bundled database, as the role the app connects as (prod: DB_APP_USER)
+            db = {name: field.default for name, field in GROUPS["database"].model_fields.items()}
             user, password = (
-                ("django_app", values["DB_APP_PASSWORD"])
+                (db["db_app_user"], values["DB_APP_PASSWORD"])
                 if profile == "prod"
-                else ("django", values["POSTGRES_PASSWORD"])
+                else (db["postgres_user"], values["POSTGRES_PASSWORD"])
             )
-            own[read.name] = f"postgres://{user}:{quote(password, safe='')}@db:5432/django"
+            where = f"{db['postgres_host']}:{db['postgres_port']}/{db['postgres_db']}"
+            own[read.name] = f"postgres://{user}:{quote(password, safe='')}@{where}"
     return own
 
 
