@@ -1,11 +1,11 @@
 """The app's own variables: what an env file sets that no stackctl group owns.
 
 A project's settings may need variables of their own at import (an API token, a feature
-flag). They belong in the same env file: stackctl passes each to web (never to db, redis or
-nginx), does not warn about it, and treats a name that looks like a secret (TOKEN, SECRET,
-PASSWORD, KEY, DSN, ...) or a URL with a password as a secret: never printed, and in prod
-passed as a file (/run/secrets/app_NAME) that web's processes read back into NAME, so that
-it is not in the container's configuration (`docker inspect`).
+flag). They belong in the same env file: stackctl passes each to web as written (redis, nginx
+and the prod db never get them), does not warn about it, and treats a name that looks like a
+secret (TOKEN, SECRET, PASSWORD, KEY, DSN, ...) or a URL with a password as a secret: never
+printed, and in prod passed as a file (/run/secrets/app_NAME) that web's processes read back
+into NAME, so that it is in no container's configuration (`docker inspect`).
 """
 
 from __future__ import annotations
