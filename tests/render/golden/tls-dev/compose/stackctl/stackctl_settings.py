@@ -67,11 +67,21 @@ def is_postgres_engine(engine: object) -> bool:
         return False
     if engine in _POSTGRES_ENGINES:
         return True
+    if engine.startswith("django."):
+        return False  # Django's other backends: sqlite, MySQL, Oracle
     try:
         from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
 
         wrapper = importlib.import_module(f"{engine}.base").DatabaseWrapper
-    except (ImportError, AttributeError, ImproperlyConfigured):
+    except Exception as exc:  # whatever stops it loading here, it is replaced, and said so
+        logging.getLogger("stackctl").warning(
+            "DATABASES['default']['ENGINE'] = %r could not be loaded (%s: %s), so the stack's postgres engine "
+            "replaces it: make %s.base importable before django.setup() to keep it",
+            engine,
+            type(exc).__name__,
+            exc,
+            engine,
+        )
         return False
     return isinstance(wrapper, type) and issubclass(wrapper, PostgresWrapper)
 
