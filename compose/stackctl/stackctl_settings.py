@@ -10,7 +10,10 @@ error reporting with Sentry (when SENTRY_DSN is set). An empty variable counts a
 
 It reads nothing but the environment, which compose fills from the validated env file, and
 the secrets the prod stack passes as files (/run/secrets/*, named by DJANGO_SECRET_KEY_FILE
-and the like), which stackctl_env reads into the variables of their names.
+and the like), which stackctl_env reads into the variables of their names. The project's
+module imports first, with the environment as the env file wrote it (nothing is added for
+it): every setting above is set after that import. A project's own postgres engine (a
+subclass of Django's backend, postgis included) is kept; only its connection changes.
 DJANGO_SETTINGS_OVERLAY=false runs the project's own settings module instead.
 """
 
@@ -26,7 +29,7 @@ import environ
 import stackctl_env
 from django.core.exceptions import ImproperlyConfigured
 
-stackctl_env.set_aliases(os.environ)  # again, for an interpreter started without site (-S)
+stackctl_env.deliver(os.environ)  # again, for an interpreter started without site (-S)
 _base = importlib.import_module(os.environ["STACKCTL_BASE_SETTINGS"])
 globals().update({name: getattr(_base, name) for name in dir(_base) if name.isupper()})
 
@@ -57,14 +60,40 @@ if "DJANGO_LANGUAGE_CODE" in _env:
 _KEPT_DATABASE_KEYS = ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "ATOMIC_REQUESTS", "AUTOCOMMIT")
 
 
+def is_postgres_engine(engine: object) -> bool:
+    """Django's postgres or postgis backend, or a project's own subclass of either (metrics
+    and retry wrappers): the `DatabaseWrapper` of ENGINE's `base` module, as Django loads it."""
+    if not isinstance(engine, str) or not engine:
+        return False
+    if engine in _POSTGRES_ENGINES:
+        return True
+    if engine.startswith("django."):
+        return False  # Django's other backends: sqlite, MySQL, Oracle
+    try:
+        from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
+
+        wrapper = importlib.import_module(f"{engine}.base").DatabaseWrapper
+    except Exception as exc:  # whatever stops it loading here, it is replaced, and said so
+        logging.getLogger("stackctl").warning(
+            "DATABASES['default']['ENGINE'] = %r could not be loaded (%s: %s), so the stack's postgres engine "
+            "replaces it: make %s.base importable before django.setup() to keep it",
+            engine,
+            type(exc).__name__,
+            exc,
+            engine,
+        )
+        return False
+    return isinstance(wrapper, type) and issubclass(wrapper, PostgresWrapper)
+
+
 def _database(project: dict[str, Any]) -> dict[str, Any]:
     url = stackctl_env.database_url(dict(os.environ))
     if url is None:
         raise ImproperlyConfigured("set POSTGRES_PASSWORD (or DATABASE_URL) in the env file")
     config: dict[str, Any] = _env.db_url_config(url)
-    was_postgres = project.get("ENGINE") in _POSTGRES_ENGINES
+    was_postgres = is_postgres_engine(project.get("ENGINE"))
     if was_postgres:
-        config["ENGINE"] = project["ENGINE"]  # postgis stays postgis
+        config["ENGINE"] = project["ENGINE"]  # postgis stays postgis, the project's own stays its own
     for key in _KEPT_DATABASE_KEYS:
         if key in project:
             config[key] = project[key]

@@ -235,11 +235,17 @@ def check(
         report = verify_settings(Stack(app.project(project_dir), environment, config=loaded.config))
     if json_out:
         payload: dict[str, object] = {"ok": True, "file": str(env_file), "problems": problems_json(loaded.warnings)}
+        payload["app_variables"] = [
+            {"name": v.name, "secret": v.secret, "value": None if v.secret else v.value.get_secret_value()}
+            for v in loaded.config.app_variables
+        ]
         if report:
             payload["settings"] = settings_json(report)
         out.json(payload)
         return
     show_problems(out, loaded.warnings)
+    if loaded.config.app_variables:
+        out.info(f"passed to the app: {', '.join(v.shown for v in loaded.config.app_variables)}")
     out.success(f"{env_file.name} is valid ({environment.name}), {len(loaded.warnings)} warning(s)")
     if report:
         show_settings(out, report)

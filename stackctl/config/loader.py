@@ -12,10 +12,15 @@ from typing import Any
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
+from stackctl.config.appvars import app_variables, is_app_variable
 from stackctl.config.model import GROUPS, Group, StackConfig, is_sensitive, variable_names
 from stackctl.config.policy import cross_checks, prod_policy
 from stackctl.config.profile import Profile
 from stackctl.errors import ConfigError, ConfigProblem
+
+# A name this close to a variable of stackctl's is likely a misspelling of it (POSTGRES_PASWORD);
+# farther, it is the app's own (DB_PASSWORD) and passed to web without a warning.
+TYPO_CUTOFF = 0.9
 
 
 @dataclass(frozen=True)
@@ -77,14 +82,20 @@ def _hint_for(name: str, kind: str) -> str | None:
 
 
 def _unknown(raw: dict[str, str | None], file: str) -> list[ConfigProblem]:
+    """Warnings for names stackctl does not own that are not the app's own either (its
+    STACKCTL_ namespace, a name compose cannot pass), or look like a misspelt variable of its."""
     known = variable_names()
     problems = []
     for name in raw:
         if name.upper() in known:
             continue
-        close = difflib.get_close_matches(name.upper(), list(known), n=1, cutoff=0.75)
-        hint = f"did you mean {close[0]}?" if close else "remove it, or check the spelling against .env.example"
-        problems.append(ConfigProblem(file, name, "", "unknown variable", hint=hint, severity="warning"))
+        close = difflib.get_close_matches(name.upper(), list(known), n=1, cutoff=TYPO_CUTOFF)
+        if close:
+            hint = f"did you mean {close[0]}?"
+            problems.append(ConfigProblem(file, name, "", "unknown variable", hint=hint, severity="warning"))
+        elif not is_app_variable(name):
+            hint = "remove it, or check the spelling against .env.example"
+            problems.append(ConfigProblem(file, name, "", "unknown variable", hint=hint, severity="warning"))
     return problems
 
 
@@ -121,7 +132,8 @@ def load_config(
             problems.extend(_problems_from(exc, file=label, group=group_cls.title, raw=raw))
     config: StackConfig | None = None
     if len(groups) == len(GROUPS):
-        config = StackConfig(profile=profile, env_name=env_name, **groups)
+        own = app_variables(raw, set(variable_names()))
+        config = StackConfig(profile=profile, env_name=env_name, app_variables=own, **groups)
         problems.extend(cross_checks(config, label))
         if profile == "prod" and policy:
             problems.extend(prod_policy(config, label, base_dir=env_file.parent))

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from stackctl.config.appvars import AppVariable
 from stackctl.config.fields import (
     AsgiApp,
     CommaList,
@@ -778,6 +779,12 @@ class StackConfig(BaseModel):
     images: ImagesGroup
     resources: ResourcesGroup
     backups: BackupsGroup
+    # what the env file sets that no group owns: the app's own, passed to web (appvars.py)
+    app_variables: tuple[AppVariable, ...] = ()
+
+    @property
+    def app_secrets(self) -> tuple[AppVariable, ...]:
+        return tuple(v for v in self.app_variables if v.secret)
 
     @property
     def environment(self) -> Environment:

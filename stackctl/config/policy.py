@@ -61,11 +61,20 @@ def cross_checks(cfg: StackConfig, file: str) -> list[ConfigProblem]:
     if db.database_url is not None:
         url = urlsplit(db.database_url.get_secret_value())
         if url.hostname == db.postgres_host:
+            user, password = db.postgres_user, db.postgres_password.get_secret_value()
+            app_role = cfg.profile == "prod" and unquote(url.username or "") == db.db_app_user
+            if app_role and db.db_app_password is not None:
+                # prod: the app's own role (DB_APP_USER), as web connects without DATABASE_URL
+                user, password = db.db_app_user, db.db_app_password.get_secret_value()
             mismatched = [
                 name
                 for name, ours, theirs in (
-                    ("POSTGRES_USER", db.postgres_user, unquote(url.username or "")),
-                    ("POSTGRES_PASSWORD", db.postgres_password.get_secret_value(), unquote(url.password or "")),
+                    ("DB_APP_USER" if app_role else "POSTGRES_USER", user, unquote(url.username or "")),
+                    (
+                        "DB_APP_PASSWORD" if app_role else "POSTGRES_PASSWORD",
+                        password,
+                        unquote(url.password or ""),
+                    ),
                     ("POSTGRES_DB", db.postgres_db, url.path.lstrip("/")),
                 )
                 if ours != theirs

@@ -100,6 +100,11 @@ def config_volumes(config: StackConfig, root: Path) -> list[ConfigVolume]:
         )
         for service, (names, gid) in SERVICE_SECRETS.items()
     ]
+    if config.app_secrets:
+        # the app's own secrets (appvars.py): web's alone, read back into their names by stackctl_env
+        own = tuple(VolumeFile(v.file_name, v.value.get_secret_value().encode(), 0o440) for v in config.app_secrets)
+        web = next(v for v in volumes if v.service == "web")
+        volumes[volumes.index(web)] = replace(web, files=(*web.files, *own))
     bk = config.backups
     if bk.pitr_enabled:
         # pgBackRest's secret options, with an SFTP repository its key and known_hosts, with

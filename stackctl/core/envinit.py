@@ -30,6 +30,8 @@ from stackctl.core.render import render_set
 from stackctl.errors import ConfigProblem, ConflictError, StackctlError
 
 # What `stackctl init` generates for prod, made anew for each named environment.
+# A secret this long is found verbatim only where it was copied (init's SECRET_KEY, DATABASE_URL).
+MIN_COPIED_SECRET = 16
 FRESH_SECRETS = {"DJANGO_SECRET_KEY": 50, "POSTGRES_PASSWORD": 24, "DB_APP_PASSWORD": 24, "REDIS_PASSWORD": 24}
 HOST_VARIABLES = ("SERVER_NAME", "DJANGO_ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS")
 FIRST_PORTS = {"HTTP_PORT": 8080, "HTTPS_PORT": 8443}  # where the search for free ones starts
@@ -174,7 +176,12 @@ def run_init_env(
     hosts = host_values(env.name, prod_raw, prod_ports)
     text = prod_text.replace("prod settings.", f"{env.name} settings (made from .env.prod).", 1)
     for variable, length in FRESH_SECRETS.items():
-        text = _set(text, variable, secrets.token_urlsafe(length))
+        fresh, old = secrets.token_urlsafe(length), prod_raw.get(variable) or ""
+        if len(old) >= MIN_COPIED_SECRET:
+            # prod's secret copied into lines of the app's own (SECRET_KEY, a DATABASE_URL): the
+            # new environment's everywhere
+            text = text.replace(old, fresh)
+        text = _set(text, variable, fresh)
     for variable, value in {**{k: str(v) for k, v in ports.items()}, **hosts}.items():
         text = _set(text, variable, value)
     loaded = load_config(target, profile=env.profile, env_name=env.name, text=text)

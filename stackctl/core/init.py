@@ -13,10 +13,11 @@ import secrets
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from stackctl.adapters.files import read_bytes_or_none
 from stackctl.config import GROUPS, load_config
-from stackctl.config.loader import LoadedConfig
+from stackctl.config.loader import LoadedConfig, parse_env
 from stackctl.config.profile import Profile, environment_of
 from stackctl.config.webimage import (
     COMPANIONS,
@@ -27,6 +28,7 @@ from stackctl.config.webimage import (
     StackPackage,
 )
 from stackctl.core.detect import DjangoProject, detect_project
+from stackctl.core.detect_env import required_reads, settings_files
 from stackctl.core.images import IMAGE_VARIABLES, local_image_env, official_image_env, python_image_for
 from stackctl.core.layout import ENV_HEADER, ImageChoice, choose_layout
 from stackctl.core.plan import Action, PlannedFile, RenderPlan, apply_plan, plan_files
@@ -145,7 +147,57 @@ def _values(detected: DjangoProject, profile: Profile, images: ImageSelection, p
     bundle = host_ca_bundle()
     if bundle:
         values["BUILD_CA_BUNDLE"] = bundle
+    values.update(former_alias_values(detected, project, profile, values))
     return values
+
+
+def _missing_aliases(
+    detected: DjangoProject, project: Project, profile: Profile, label: str, text: str
+) -> list[ConfigProblem]:
+    """A kept env file without a name its settings require that earlier stacks set themselves."""
+    have = {name for name, value in parse_env(text).items() if value}
+    placeholders = {"DJANGO_SECRET_KEY": "x", "POSTGRES_PASSWORD": "x", "DB_APP_PASSWORD": "x"}
+    return [
+        ConfigProblem(
+            label,
+            name,
+            "",
+            "the project's settings read it at import with no default, and the stack does not set it",
+            hint=f"add {name}=... to {label} (see the README: the app's own variables)",
+            severity="warning",
+        )
+        for name in former_alias_values(detected, project, profile, placeholders)
+        if name not in have
+    ]
+
+
+def former_alias_values(
+    detected: DjangoProject, project: Project, profile: Profile, values: dict[str, str]
+) -> dict[str, str]:
+    """SECRET_KEY, DEBUG, ALLOWED_HOSTS and DATABASE_URL, those the settings read with no
+    default (detect_env.py): the stack adds none of them, so the env file states them."""
+    settings = detected.settings.prod if profile == "prod" else detected.settings.dev
+    reads = required_reads(settings_files(project.source / detected.project_dir, settings))
+    debug = profile == "dev"
+    own: dict[str, str] = {}
+    for read in reads.values():
+        if read.name == "SECRET_KEY":
+            own[read.name] = values["DJANGO_SECRET_KEY"]
+        elif read.name == "DEBUG":
+            own[read.name] = str(int(debug)) if read.as_int else str(debug)
+        elif read.name == "ALLOWED_HOSTS":
+            own[read.name] = ",".join(GROUPS["django"].model_fields["django_allowed_hosts"].default)
+        elif read.name == "DATABASE_URL":
+            # the bundled database, as the role the app connects as (prod: DB_APP_USER)
+            db = {name: field.default for name, field in GROUPS["database"].model_fields.items()}
+            user, password = (
+                (db["db_app_user"], values["DB_APP_PASSWORD"])
+                if profile == "prod"
+                else (db["postgres_user"], values["POSTGRES_PASSWORD"])
+            )
+            where = f"{db['postgres_host']}:{db['postgres_port']}/{db['postgres_db']}"
+            own[read.name] = f"postgres://{user}:{quote(password, safe='')}@{where}"
+    return own
 
 
 def env_text(values: dict[str, str], *, profile: str) -> str:
@@ -159,6 +211,11 @@ def env_text(values: dict[str, str], *, profile: str) -> str:
         if names:
             lines += ["", f"# ---- {group.title} ----"]
             lines += [f"{n}={values[n]}" for n in names]
+    known = {n.upper() for group in GROUPS.values() for n in group.model_fields}
+    own = [n for n in values if n not in known]
+    if own:
+        lines += ["", "# ---- The app's own (passed to web as written; see .env.example) ----"]
+        lines += [f"{n}={values[n]}" for n in own]
     return "\n".join(lines) + "\n"
 
 
@@ -187,6 +244,7 @@ def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: 
     selection = select_images(detected, images)
     env_files: dict[str, tuple[bytes, int]] = {}
     loaded: dict[Profile, LoadedConfig] = {}
+    kept_warnings: list[ConfigProblem] = []
     profiles: tuple[Profile, ...] = ("dev", "prod")
     for profile in profiles:
         path = project.env_file(environment_of(profile))
@@ -196,6 +254,7 @@ def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: 
         else:
             text = existing.decode("utf-8", errors="replace")
             text = with_images(text, selection.env) if images != "auto" else text
+            kept_warnings += _missing_aliases(detected, project, profile, path.name, text)
         env_files[path.name] = (text.encode(), 0o600)
         loaded[profile] = load_config(path, profile=profile, text=text)  # validated before anything is written
     rendered: dict[str, tuple[bytes, int]] = {}
@@ -213,7 +272,7 @@ def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: 
         overlay=list(OVERLAY_SETTINGS) if overlay_on else [],
         added_packages=added_packages(detected),
         asgi_fallback=detected.asgi_application is None,
-        warnings=loaded["dev"].warnings + loaded["prod"].warnings,
+        warnings=loaded["dev"].warnings + loaded["prod"].warnings + kept_warnings,
     )
     if not dry_run:
         result.written = [f.path for f in apply_plan(plan, force=force)]

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 import pytest
 from python_on_whales import DockerClient
 
+from stackctl.config.appvars import looks_secret
 from tests.e2e.stackenv import (
     REPO,
     Proj,
@@ -48,6 +49,7 @@ CORPUS = REPO / "tests" / "fixtures" / "projects"
 PROJECTS = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 WITHOUT_NOTES = {"startproject52", "startproject60"}  # untouched `startproject` output: no notes app
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+USER_ENV = "stackctl-test.env"  # a fixture's own lines for .env.prod (see _user_lines)
 UP_TIMEOUT = "420"  # seconds `up` waits for health: Poetry, uv and Pipenv installs are slow on 2 cores
 
 
@@ -128,8 +130,16 @@ def _init(root: Path) -> dict[str, Any]:
     return result
 
 
-def _prepare_env(env_file: Path, name: str, http_port: int, https_port: int) -> None:
-    """Loopback ports and plain HTTP: what the prod policy needs for a test nobody reaches."""
+def _user_lines(fixture: str) -> dict[str, str]:
+    """The fixture's `stackctl-test.env`: variables of the app's own that init cannot know and
+    a user adds to .env.prod (never copied into the project)."""
+    path = CORPUS / fixture / USER_ENV
+    return read_env(path) if path.is_file() else {}
+
+
+def _prepare_env(env_file: Path, name: str, http_port: int, https_port: int, fixture: str = "") -> None:
+    """Loopback ports and plain HTTP: what the prod policy needs for a test nobody reaches;
+    then the fixture's own lines, as the user would add them."""
     origins = f"http://127.0.0.1:{http_port},http://localhost:{http_port}"
     set_env(
         env_file,
@@ -146,18 +156,20 @@ def _prepare_env(env_file: Path, name: str, http_port: int, https_port: int) -> 
         SECURE_HSTS_SECONDS="0",
         WEB_CONCURRENCY="1",
     )
+    set_env(env_file, **_user_lines(fixture))
 
 
 @pytest.fixture(scope="module", params=PROJECTS)
 def real(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealStack]:
     fixture = str(request.param)
     root = tmp_path_factory.mktemp(fixture) / fixture
-    shutil.copytree(CORPUS / fixture, root, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3", "media"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.sqlite3", "media", USER_ENV)
+    shutil.copytree(CORPUS / fixture, root, ignore=ignore)
     original = _hashes(root)
     init = _init(root)
     env_file = root / init["stack_dir"] / ".env.prod"
     name, http_port, https_port = f"e2e{uuid.uuid4().hex[:8]}", free_port(), free_port()
-    _prepare_env(env_file, name, http_port, https_port)
+    _prepare_env(env_file, name, http_port, https_port, fixture)
     proj = Proj(root, f"{name}-prod", http_port, https_port, True, read_env(env_file))
     try:  # a stack that failed to come up is removed too
         up, seconds = _up(proj)
@@ -340,6 +352,39 @@ def test_rows_and_uploads_survive_down_and_up(real: RealStack) -> None:
         assert read.status == 200 and read.json()["title"] == kept["title"], read.body[:500]
         served = http(real.url(kept["url"]))
         assert served.status == 200 and served.body == kept["content"], (kept["url"], served.status)
+
+
+# -- the project's own settings and variables -------------------------------------------------------
+
+
+def test_the_apps_own_variables_reach_web_as_written_and_secrets_stay_out_of_inspect(real: RealStack) -> None:
+    own = _user_lines(real.fixture)
+    if not own:
+        pytest.skip("the fixture adds no variable of its own")
+    code = f"import json, os; print(json.dumps({{k: os.environ.get(k) for k in {sorted(own)!r}}}))"
+    assert json.loads(_manage_shell(real, code)) == own  # in web's processes, exactly as in the env file
+    secrets = [value for key, value in own.items() if looks_secret(key, value)]
+    assert secrets, own  # the fixture has one to check
+    for container in (
+        c for service in ("web", "db", "redis", "nginx", "backup") for c in containers(real.proj, service)
+    ):
+        parts = (container.config, container.host_config, container.mounts)
+        inspected = json.dumps([json.dumps(part, default=lambda o: o.model_dump(mode="json")) for part in parts])
+        for value in secrets:
+            assert value not in inspected, f"an app secret is in `docker inspect` of {container.name}"
+
+
+def test_the_projects_own_postgres_engine_is_kept(real: RealStack) -> None:
+    if real.fixture != "strict_settings":
+        pytest.skip("the fixture uses Django's own engine")
+    seen = real.up["settings"]["seen"]["database"]
+    assert seen["engine"] == "ledger.dbbackend" and seen["vendor"] == "postgresql", seen
+    code = (
+        "from django.db import connections as c; c['default'].ensure_connection(); print(type(c['default']).__module__)"
+    )
+    assert _manage_shell(real, code) == "ledger.dbbackend.base"
+    code = "from django.conf import settings; d = settings.DATABASES['default']; print(d['HOST'], d['NAME'])"
+    assert _manage_shell(real, code) == f"{real.env('POSTGRES_HOST', 'db')} {real.env('POSTGRES_DB', 'django')}"
 
 
 # -- the project's own files ---------------------------------------------------------------------

@@ -238,15 +238,16 @@ def test_the_image_adds_only_what_the_project_lacks(journal: Proj) -> None:
     assert set(found[1:]) == pins
 
 
-def test_aliases_live_in_the_processes_not_in_the_containers_configuration(journal: Proj) -> None:
+def test_web_adds_no_name_the_env_file_does_not_set(journal: Proj) -> None:
+    """The project's settings import with the env file's variables only: no SECRET_KEY, DEBUG,
+    ALLOWED_HOSTS or DATABASE_URL of stackctl's, in the processes or the configuration."""
     web = containers(journal, "web")[0]
-    code = (
-        "import json, os; e = os.environ;"
-        "print(json.dumps([e['SECRET_KEY'] == e['DJANGO_SECRET_KEY'], e['DEBUG'], e['DATABASE_URL'].split('@')[-1]]))"
-    )
-    assert json.loads(web.execute(["python", "-c", code])) == [True, "0", "db:5432/django"]
+    aliases = ["SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"]
+    names = [*aliases, "DJANGO_SECRET_KEY"]
+    code = f"import json, os; print(json.dumps([bool(os.environ.get(n)) for n in {names!r}]))"
+    assert json.loads(web.execute(["python", "-c", code])) == [False, False, False, False, True]
     configured = {entry.split("=", 1)[0] for entry in docker.container.inspect(web.id).config.env or []}
-    assert {"SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"}.isdisjoint(configured)
+    assert set(aliases).isdisjoint(configured)
     assert {"DJANGO_SETTINGS_MODULE", "STACKCTL_BASE_SETTINGS"} <= configured
 
 
@@ -275,6 +276,18 @@ LANGUAGE_CODE = "en-us"
 EMAIL_BACKEND = "anymail.backends.example.EmailBackend"
 """
 
+SQLITE_DEFAULT = """"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "x.sqlite3",
+                "OPTIONS": {"timeout": 20}, "CONN_MAX_AGE": 60},"""
+OWN_ENGINE_DEFAULT = """"default": {"ENGINE": "probe_engine", "NAME": "own", "HOST": "elsewhere", "PORT": "6543",
+                "OPTIONS": {"application_name": "probe"}, "CONN_MAX_AGE": 60},"""
+PROBE_ENGINE = """
+from django.db.backends.postgresql import base
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    pass
+"""
+
 PROBE = """
 import json, os, django
 django.setup()
@@ -288,7 +301,7 @@ print(json.dumps({
     "time_zone": s.TIME_ZONE, "language": s.LANGUAGE_CODE, "secret": s.SECRET_KEY, "debug": s.DEBUG,
     "email": [s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_USE_TLS], "sentry": s.STACKCTL_SENTRY,
     "proxy": list(s.SECURE_PROXY_SSL_HEADER or []), "static": [s.STATIC_URL, s.STATIC_ROOT],
-    "database_url": os.environ["DATABASE_URL"],
+    "database_url": os.environ.get("DATABASE_URL"), "port": db["PORT"],
 }))
 """
 
@@ -338,7 +351,27 @@ def test_the_overlay_keeps_what_fits_and_replaces_the_rest(journal: Proj, tmp_pa
     assert got["email"] == ["django.core.mail.backends.smtp.EmailBackend", "mail.example.com", 587, True]
     assert got["sentry"] == "missing"
     assert got["proxy"] == ["HTTP_X_FORWARDED_PROTO", "https"] and got["static"] == ["/assets/", "/srv/static"]
-    assert got["database_url"] == "postgres://django:p%40ss%2Fw%3Ard@db:5432/django"
+    assert got["database_url"] is None  # built for the overlay, never set in the environment
+    # A project's own engine, a subclass of Django's postgres backend, is kept; its connection is the stack's.
+    (tmp_path / "probe_engine").mkdir()
+    (tmp_path / "probe_engine" / "__init__.py").write_text("")
+    (tmp_path / "probe_engine" / "base.py").write_text(PROBE_ENGINE)
+    (tmp_path / "probe_base.py").write_text(PROBE_BASE.replace(SQLITE_DEFAULT, OWN_ENGINE_DEFAULT))
+    output = docker.run(
+        web.image,
+        ["-c", "python /probe/probe.py 2>&1"],
+        entrypoint="sh",
+        envs=envs,
+        volumes=[(tmp_path, "/probe", "ro")],
+        user="0",
+        remove=True,
+        pull="never",
+        networks=[],
+    )
+    assert isinstance(output, str)
+    got = json.loads(output.strip().splitlines()[-1])
+    assert got["engine"] == "probe_engine" and (got["host"], got["port"], got["password"]) == ("db", 5432, "p@ss/w:rd")
+    assert got["options"] == {"application_name": "probe"} and got["conn_max_age"] == 60
 
 
 # -- the bundled example works either way ---------------------------------------------------------

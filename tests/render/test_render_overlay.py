@@ -372,12 +372,13 @@ def _module(name: str) -> ModuleType:
     return module
 
 
-def test_env_aliases_and_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_injects_nothing_and_builds_the_database_url_for_the_overlay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.environ", {}, raising=False)
     stackctl_env = _module("stackctl_env")
     environ = {
         "DJANGO_SECRET_KEY": "k" * 60,
         "DJANGO_DEBUG": "false",
+        "DEBUG": "True",  # the project's own line in the env file: kept as written
         "DJANGO_ALLOWED_HOSTS": "a.example,b.example",
         "POSTGRES_USER": "app",
         "POSTGRES_PASSWORD": "p@ss/w:rd",
@@ -385,13 +386,12 @@ def test_env_aliases_and_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
         "POSTGRES_PORT": "5432",
         "POSTGRES_DB": "shop",
     }
-    stackctl_env.set_aliases(environ)
-    assert environ["SECRET_KEY"] == "k" * 60 and environ["DEBUG"] == "0"
-    assert environ["ALLOWED_HOSTS"] == "a.example,b.example"
-    assert environ["DATABASE_URL"] == "postgres://app:p%40ss%2Fw%3Ard@db:5432/shop"
-    own = {"DATABASE_URL": "postgres://u:p@elsewhere:5432/x", "DJANGO_DEBUG": "True", "POSTGRES_PASSWORD": "x"}
-    stackctl_env.set_aliases(own)
-    assert own["DATABASE_URL"] == "postgres://u:p@elsewhere:5432/x" and own["DEBUG"] == "1"
+    before = dict(environ)
+    stackctl_env.deliver(environ)
+    assert environ == before
+    assert stackctl_env.database_url(environ) == "postgres://app:p%40ss%2Fw%3Ard@db:5432/shop"
+    own = {"DATABASE_URL": "postgres://u:p@elsewhere:5432/x", "POSTGRES_PASSWORD": "x"}
+    assert stackctl_env.database_url(own) == "postgres://u:p@elsewhere:5432/x"
 
 
 def test_pep621_prints_the_dependencies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

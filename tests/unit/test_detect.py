@@ -637,6 +637,13 @@ EXPECTED = {
         dependencies=requirements("django", "django-environ", "psycopg"),
         python=NO_PYTHON,
     ),
+    "strict_settings": DjangoProject(
+        ".",
+        single("ledger"),
+        **entries("ledger"),
+        dependencies=requirements("django", "psycopg"),
+        python=NO_PYTHON,
+    ),
     "wsgi_only": DjangoProject(
         ".",
         single("library"),

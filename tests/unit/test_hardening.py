@@ -270,7 +270,7 @@ def _stackctl_env() -> ModuleType:
 
     saved = dict(os.environ)
     try:
-        spec.loader.exec_module(module)  # runs set_aliases(os.environ) on the test's environment
+        spec.loader.exec_module(module)  # runs deliver(os.environ) on the test's environment
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -293,11 +293,24 @@ def test_web_reads_each_secret_from_its_file(tmp_path: Path) -> None:
         "EMAIL_PASS": "",
         "EMAIL_PASS_FILE": str(tmp_path / "empty"),
     }
-    env_module.set_aliases(environ)
-    assert environ["SECRET_KEY"] == environ["DJANGO_SECRET_KEY"] == "k" * 60
-    assert environ["DATABASE_URL"] == "postgres://django_app:app-pass@db:5432/django"
+    env_module.deliver(environ)
+    assert environ["DJANGO_SECRET_KEY"] == "k" * 60 and environ["POSTGRES_PASSWORD"] == "app-pass"
     assert environ["REDIS_URL"] == "redis://:r3dis@redis:6379/0"
     assert "EMAIL_PASS" not in environ  # an empty file is unset, as an empty variable is
+    # no name the env file did not set: the overlay builds the database URL itself
+    assert not {"SECRET_KEY", "DATABASE_URL", "DEBUG", "ALLOWED_HOSTS"} & set(environ)
+    assert env_module.database_url(environ) == "postgres://django_app:app-pass@db:5432/django"
+
+
+def test_web_reads_the_apps_own_secrets_from_their_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_module = _stackctl_env()
+    monkeypatch.setattr(env_module, "SECRETS_DIR", str(tmp_path))
+    (tmp_path / "app_SOME_TOKEN").write_text("t0ken\n")
+    (tmp_path / "app_API_KEY").write_text("")
+    environ = {"STACKCTL_APP_SECRETS": "SOME_TOKEN,API_KEY", "SOME_TOKEN": "", "API_KEY": ""}
+    env_module.deliver(environ)
+    assert environ["SOME_TOKEN"] == "t0ken" and "API_KEY" not in environ
+    assert set(environ) == {"STACKCTL_APP_SECRETS", "SOME_TOKEN"}
 
 
 def test_redis_password_goes_only_into_the_bundled_redis_url() -> None:

@@ -2,27 +2,28 @@
 
 The image's venv imports this module at interpreter start-up (a `stackctl.pth` file in its
 site-packages), so daphne, manage.py and `docker compose exec web python ...` all see the
-same variables. It sets, from the stack's own variables:
+same variables. It adds no name the env file does not set: the project's own settings import
+with the variables it was given, as they would under its own environment. It only delivers
+what the prod stack passes as files:
 
-- the names projects' settings commonly read at import: SECRET_KEY (from DJANGO_SECRET_KEY),
-  DEBUG (from DJANGO_DEBUG, as 1 or 0) and ALLOWED_HOSTS (from DJANGO_ALLOWED_HOSTS);
-- DATABASE_URL, built from POSTGRES_USER/PASSWORD/HOST/PORT/DB when the env file sets none;
-- the secrets the prod stack passes as files (DJANGO_SECRET_KEY_FILE=/run/secrets/... and
-  the like, see SECRET_VARIABLES): each is read into the variable of its name, so that the
-  overlay and the project's own settings read them as before;
+- stackctl's secrets (DJANGO_SECRET_KEY_FILE=/run/secrets/... and the like, see
+  SECRET_VARIABLES): each is read into the variable of its name;
+- the app's own secret-looking variables (STACKCTL_APP_SECRETS names them; each is the file
+  /run/secrets/app_NAME), read into NAME likewise;
 - REDIS_PASSWORD in REDIS_URL, when the URL is the bundled redis's and names no password.
 
 They exist in these processes only: never in the image, the container's configuration
-(`docker inspect`) or any command line. Standard library only; it runs before everything.
+(`docker inspect`) or any command line. DATABASE_URL's fallback from the POSTGRES_* parts
+(`database_url`) is for the overlay, which calls it; it is never set here. Standard library
+only; it runs before everything.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from urllib.parse import quote, urlsplit, urlunsplit
 
-TRUE = frozenset({"1", "true", "yes", "on", "y", "ok"})
 # The variables that may come as VAR_FILE (stackctl's secrets; see docker-compose.prod.yml).
 SECRET_VARIABLES = (
     "DJANGO_SECRET_KEY",
@@ -33,14 +34,26 @@ SECRET_VARIABLES = (
     "EMAIL_PASS",
     "SENTRY_DSN",
 )
+# The app's own secrets: names in APP_SECRETS_VARIABLE, each in SECRETS_DIR/app_NAME.
+APP_SECRETS_VARIABLE = "STACKCTL_APP_SECRETS"
+SECRETS_DIR = "/run/secrets"
 BUNDLED_REDIS_HOST = "redis"
 
 
-def read_secret_files(environ: MutableMapping[str, str]) -> None:
-    """VAR from the file VAR_FILE names, unless VAR is set; an empty file leaves it unset."""
+def _secret_files(environ: MutableMapping[str, str]) -> Iterator[tuple[str, str]]:
     for name in SECRET_VARIABLES:
         path = environ.get(f"{name}_FILE")
-        if not path or environ.get(name):
+        if path:
+            yield name, path
+    for name in (environ.get(APP_SECRETS_VARIABLE) or "").split(","):
+        if name.strip():
+            yield name.strip(), os.path.join(SECRETS_DIR, f"app_{name.strip()}")
+
+
+def read_secret_files(environ: MutableMapping[str, str]) -> None:
+    """VAR from its file, unless VAR is set; an empty file leaves it unset."""
+    for name, path in _secret_files(environ):
+        if environ.get(name):
             continue
         with open(path, encoding="utf-8") as handle:
             value = handle.read().strip()
@@ -72,20 +85,11 @@ def database_url(environ: MutableMapping[str, str]) -> str | None:
     return f"postgres://{user}:{quote(password, safe='')}@{host}:{port}/{name}"
 
 
-def set_aliases(environ: MutableMapping[str, str]) -> None:
+def deliver(environ: MutableMapping[str, str]) -> None:
+    """The secret files into their variables; the redis password into the bundled redis's URL."""
     read_secret_files(environ)
     if environ.get("REDIS_PASSWORD") and environ.get("REDIS_URL"):
         environ["REDIS_URL"] = redis_url_with_password(environ["REDIS_URL"], environ["REDIS_PASSWORD"])
-    if environ.get("DJANGO_SECRET_KEY"):
-        environ["SECRET_KEY"] = environ["DJANGO_SECRET_KEY"]
-    if environ.get("DJANGO_DEBUG"):
-        # 1/0 rather than true/false: `bool(int(...))` and `== "True"` both read it without failing.
-        environ["DEBUG"] = "1" if environ["DJANGO_DEBUG"].strip().lower() in TRUE else "0"
-    if environ.get("DJANGO_ALLOWED_HOSTS"):
-        environ["ALLOWED_HOSTS"] = environ["DJANGO_ALLOWED_HOSTS"]
-    url = database_url(environ)
-    if url and not environ.get("DATABASE_URL"):
-        environ["DATABASE_URL"] = url
 
 
-set_aliases(os.environ)
+deliver(os.environ)
