@@ -160,8 +160,9 @@ def _explain(out: Console, result: InitResult) -> None:
     )
     if images.python_why:
         out.info(f"  {images.python_why}")
-    if images.mode == "local":
-        out.info("  build them once with `stackctl images build` (no registry needed)")
+    if images.build_commands:
+        commands = " and ".join(f"`{command}`" for command in images.build_commands)
+        out.info(f"  `stackctl up` builds any that are missing (no registry needed); ahead of it: {commands}")
     if result.asgi_fallback:
         out.info("no asgi.py in the project: the stack serves Django's own ASGI handler for the settings module")
     for package in result.added_packages:

@@ -30,6 +30,7 @@ from stackctl.core.detect import DjangoProject, detect_project
 from stackctl.core.detect_django import django_python_bound, find_django
 from stackctl.core.images import IMAGE_VARIABLES, local_image_env, official_image_env
 from stackctl.core.layout import ENV_HEADER, ImageChoice, choose_layout
+from stackctl.core.localimages import build_commands
 from stackctl.core.plan import Action, PlannedFile, RenderPlan, apply_plan, plan_files
 from stackctl.core.project import Project
 from stackctl.core.python_choice import choose_python, python_candidates
@@ -55,6 +56,7 @@ class ImageSelection:
     env: dict[str, str]  # PYTHON_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, NGINX_IMAGE
     python_source: str | None  # the file(s) the Python requirement came from
     python_why: str = ""  # which file asked for which Python, what was chosen and why
+    build_commands: tuple[str, ...] = ()  # what builds the local images chosen, suite included
 
 
 @dataclass
@@ -108,7 +110,12 @@ def select_images(
     env["PYTHON_IMAGE"] = python_choice.image
     sources = [*detected.python.sources, *(p.source for p in detected.python.preferences)]
     return ImageSelection(
-        "local" if local else "official", reason, env, ", ".join(sources) or None, python_choice.why
+        "local" if local else "official",
+        reason,
+        env,
+        ", ".join(sources) or None,
+        python_choice.why,
+        tuple(build_commands(env.values())) if local else (),
     )
 
 

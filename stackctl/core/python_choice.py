@@ -70,13 +70,19 @@ def choose_python(
     preferences = requirement.preferences
     if not preferences:
         chosen = allowed[0]
-        return PythonChoice(chosen.image, chosen.suite, chosen.version, f"Python {chosen.describe()}: {_newest(bounds)}")
+        return PythonChoice(
+            chosen.image, chosen.suite, chosen.version, f"Python {chosen.describe()}: {_newest(bounds)}"
+        )
     chosen = min(allowed, key=lambda c: ([_distance(c.minor, p.minor) for p in preferences], -_minor_key(c)))
     return PythonChoice(chosen.image, chosen.suite, chosen.version, _why(chosen, preferences, candidates, allowed))
 
 
 def _explicit(
-    explicit: str, candidates: list[PythonCandidate], allowed: list[PythonCandidate], bounds: tuple[PythonBound, ...], kind: str
+    explicit: str,
+    candidates: list[PythonCandidate],
+    allowed: list[PythonCandidate],
+    bounds: tuple[PythonBound, ...],
+    kind: str,
 ) -> PythonChoice:
     minor = ".".join(explicit.strip().split(".")[:2])
     matching = [c for c in candidates if c.minor == minor]
@@ -85,7 +91,9 @@ def _explicit(
         hint = "choose one of them with --python X.Y"
         if kind == "local" and minor in OFFICIAL_PYTHON_MINORS:
             hint += f", or add --official-images (python:{minor}-slim) where a registry answers"
-        raise StackctlError(f"--python {explicit}: there is no {kind} Python {minor} image; {kind} images: {offered}", hint=hint)
+        raise StackctlError(
+            f"--python {explicit}: there is no {kind} Python {minor} image; {kind} images: {offered}", hint=hint
+        )
     ok = [c for c in matching if c in allowed]
     if not ok:
         raise _refusal(f"--python {explicit} is outside the hard bounds", matching, bounds, kind, allowed)
@@ -134,7 +142,11 @@ def _why(
         reason = f"Python {first.minor} is outside the hard bounds; this is the nearest they allow"
     else:
         reason = f"there is no Python {first.minor} image here; this is the nearest the hard bounds allow"
-        tied = [c for c in allowed if c != chosen and _distance(c.minor, first.minor) == _distance(chosen.minor, first.minor)]
+        tied = [
+            c
+            for c in allowed
+            if c != chosen and _distance(c.minor, first.minor) == _distance(chosen.minor, first.minor)
+        ]
         if tied and len(preferences) == 1:
             reason += f" (as near as {tied[0].minor}: the newer wins)"
     if first.implementation == "pypy":

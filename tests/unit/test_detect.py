@@ -732,7 +732,10 @@ EXPECTED = {
             None,
             None,
             (),
-            (PythonPreference("runtime.txt", "python-3.10.2", "3.10.2"), PythonPreference(".python-version", "3.12", "3.12")),
+            (
+                PythonPreference("runtime.txt", "python-3.10.2", "3.10.2"),
+                PythonPreference(".python-version", "3.12", "3.12"),
+            ),
         ),
     ),
 }

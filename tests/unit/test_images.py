@@ -325,7 +325,7 @@ def test_every_image_has_its_build_files() -> None:
     for spec in images.images_for().services:
         dockerfile = (IMAGES_DIR / spec.name / "Dockerfile").read_text()
         assert dockerfile.startswith("#") and "# syntax=" not in dockerfile
-        assert "ARG SUITE=trixie\nFROM stackctl/debian:${SUITE}\n" in dockerfile
+        assert "ARG SUITE=trixie\nARG NAMESPACE=stackctl\nFROM ${NAMESPACE}/debian:${SUITE}\n" in dockerfile
         assert "--no-install-recommends" in dockerfile and "rm -rf /var/lib/apt/lists/*" in dockerfile
         for arg, _ in spec.build_args:
             assert f"ARG {arg}=" in dockerfile

@@ -199,7 +199,9 @@ def test_django_is_read_from_includes_and_locks(tmp_path: Path) -> None:
     )
     pin = find_django(root, detect_project(root).dependencies)
     assert pin is not None and pin.series == ["5.1"]
-    uv = project(tmp_path / "uv", {"pyproject.toml": '[project]\nname = "x"\nversion = "0"\ndependencies = ["django"]\n'})
+    uv = project(
+        tmp_path / "uv", {"pyproject.toml": '[project]\nname = "x"\nversion = "0"\ndependencies = ["django"]\n'}
+    )
     (uv / "uv.lock").write_text('version = 1\n[[package]]\nname = "django"\nversion = "4.2.20"\n')
     pin = find_django(uv, detect_project(uv).dependencies)
     assert pin == DjangoPin("uv.lock", "==4.2.20")
