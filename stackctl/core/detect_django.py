@@ -11,6 +11,7 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -112,22 +113,32 @@ def _requirements_lines(path: Path) -> list[str]:
     return [line for _number, line in requirement_lines(path)]
 
 
+def _toml(path: Path) -> dict[str, Any]:
+    """The file's TOML, or nothing when it does not parse (the install itself will say why)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
+
+
 def _pyproject_lines(path: Path) -> list[str]:
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    lines = data.get("project", {}).get("dependencies", [])
+    lines = _toml(path).get("project", {}).get("dependencies", [])
     return [str(line) for line in lines]
 
 
 def _from_toml_lock(file: str, path: Path) -> DjangoPin | None:
-    packages = tomllib.loads(path.read_text(encoding="utf-8")).get("package", [])
-    version = next((p.get("version") for p in packages if str(p.get("name", "")).lower() == "django"), None)
+    packages = _toml(path).get("package", [])
+    if not isinstance(packages, list):
+        return None
+    found = (p.get("version") for p in packages if isinstance(p, dict) and str(p.get("name", "")).lower() == "django")
+    version = next(found, None)
     return DjangoPin(file, f"=={version}") if version else None
 
 
 def _from_pipfile_lock(file: str, path: Path) -> DjangoPin | None:
     try:
         default = json.loads(path.read_text(encoding="utf-8")).get("default", {})
-    except (json.JSONDecodeError, AttributeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return None
     entry = next((v for k, v in default.items() if k.lower() == "django"), None)
     version = entry.get("version") if isinstance(entry, dict) else None

@@ -9,6 +9,7 @@ image, or `--python` names one there is not: the message names the bound.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -84,6 +85,8 @@ def _explicit(
     bounds: tuple[PythonBound, ...],
     kind: str,
 ) -> PythonChoice:
+    if not re.fullmatch(r"\d+\.\d+(?:\.\d+)?", explicit.strip()):
+        raise StackctlError(f"--python {explicit!r} is not a Python version", hint="give it as X.Y, e.g. --python 3.12")
     minor = ".".join(explicit.strip().split(".")[:2])
     matching = [c for c in candidates if c.minor == minor]
     if not matching:

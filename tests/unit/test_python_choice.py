@@ -216,3 +216,15 @@ def test_the_corpus_heroku_pins_gets_311_with_no_flag() -> None:
     image, why = chosen(root)
     assert image == LOCAL_311
     assert why.startswith("runtime.txt asks for python-3.10.2, .python-version asks for 3.12: Python 3.11.2")
+
+
+def test_python_flag_must_be_a_version(tmp_path: Path) -> None:
+    error = refusal(project(tmp_path, {}), python="latest")
+    assert error.message == "--python 'latest' is not a Python version"
+
+
+def test_an_unreadable_lock_bounds_nothing(tmp_path: Path) -> None:
+    pyproject = '[project]\nname = "x"\nversion = "0"\ndependencies = ["django"]\n'
+    root = project(tmp_path, {"pyproject.toml": pyproject, "uv.lock": "not = [toml"})
+    assert find_django(root, detect_project(root).dependencies) is None
+    assert chosen(root)[0] == LOCAL_313
