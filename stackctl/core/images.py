@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal
 
 from stackctl.adapters import host
 
@@ -58,7 +58,7 @@ class Suite:
 
     name: str
     debian: str  # /etc/debian_version is "<debian>.<point release>"
-    python: str  # the python3 the suite ships, e.g. 3.13.5 (what python_image_for tests)
+    python: str  # the python3 the suite ships, e.g. 3.13.5 (what core/python_choice.py compares)
     postgres: str  # the major version: package postgresql-<postgres>
     redis: str
     nginx: str
@@ -70,7 +70,7 @@ class Suite:
 
 TRIXIE = Suite("trixie", debian="13", python="3.13.5", postgres="17", redis="8.0", nginx="1.26")
 BOOKWORM = Suite("bookworm", debian="12", python="3.11.2", postgres="15", redis="7.0", nginx="1.22")
-# Preferred first: python_image_for tries the suites in this order.
+# Preferred first: core/python_choice.py offers the suites in this order.
 SUITES = {release.name: release for release in (TRIXIE, BOOKWORM)}
 DEFAULT_SUITE = "trixie"
 
@@ -209,56 +209,6 @@ def local_image_env(suite: str = DEFAULT_SUITE) -> dict[str, str]:
 def official_image_env(suite: str = DEFAULT_SUITE) -> dict[str, str]:
     """The stack's image variables pointing at the official images of one suite."""
     return dict(OFFICIAL_IMAGES[debian_suite(suite).name])
-
-
-class PythonImage(NamedTuple):
-    image: str  # e.g. stackctl/python:3.13-trixie or python:3.12-slim-trixie
-    suite: str
-
-
-def python_image_for(
-    requirement_allows: Callable[[str], bool],
-    *,
-    local: bool,
-    suite: str | None = None,
-    requirement: str = "the project's Python requirement",
-) -> PythonImage:
-    """The Python image whose Python satisfies `requirement_allows`, and its suite.
-
-    Local images: the predicate gets the exact version each suite ships ("3.13.5", then
-    "3.11.2"); the first suite it allows wins (trixie before bookworm). Official images: it
-    gets each minor series ("3.14" ... "3.10"; the tag follows the newest patch release) and
-    the newest allowed wins, on `suite` (default trixie; every one exists on both suites).
-    `suite` limits the local images to that suite too. `requirement` names it in errors.
-    """
-    if not local:
-        official = _official_python(requirement_allows, debian_suite(suite or DEFAULT_SUITE))
-        if official is None:
-            raise StackctlError(
-                f"no official Python image satisfies {requirement}: "
-                f"python:<version>-slim images exist for {', '.join(OFFICIAL_PYTHON_MINORS)}",
-                hint=f"allow one of them in {requirement}",
-            )
-        return official
-    candidates = [debian_suite(suite)] if suite else list(SUITES.values())
-    for release in candidates:
-        if requirement_allows(release.python):
-            return PythonImage(images_for(release.name).python.alias, release.name)
-    official = _official_python(requirement_allows, debian_suite(suite or DEFAULT_SUITE))
-    offered = " and ".join(f"{release.python} ({release.name})" for release in candidates)
-    instead = f"use the official image {official.image} where a registry answers, or " if official else ""
-    series = " or ".join(release.python_series for release in candidates)
-    raise StackctlError(
-        f"no local Python image satisfies {requirement}: `stackctl images build` makes Python {offered}",
-        hint=f"{instead}allow Python {series} in {requirement}",
-    )
-
-
-def _official_python(requirement_allows: Callable[[str], bool], release: Suite) -> PythonImage | None:
-    for minor in OFFICIAL_PYTHON_MINORS:
-        if requirement_allows(minor):
-            return PythonImage(f"python:{minor}-slim-{release.name}", release.name)
-    return None
 
 
 # The official image's postgres says "FATAL: database files are incompatible with server" and

@@ -92,7 +92,7 @@ def test_up_builds_a_missing_local_image_itself(namespace: str, stack: Proj) -> 
     assert not client.image.exists(python)
     _loopback(stack)
 
-    up = stack.stackctl("up", "--timeout", "600", timeout=1500)
+    up = stack.stackctl("up", "--timeout", "1200", timeout=1800)  # the build is part of it
     said = up.stdout + up.stderr
     assert up.returncode == 0, said
     assert f"{python}: not on this engine, building it now (what `{command}` builds)" in said

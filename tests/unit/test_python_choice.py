@@ -10,8 +10,10 @@ import pytest
 
 from stackctl.core.detect import detect_project
 from stackctl.core.detect_django import DJANGO_PYTHONS, DjangoPin, django_python_bound, find_django
-from stackctl.core.detect_python import PythonPreference, preference_of
+from stackctl.core.detect_python import PythonBound, PythonPreference, PythonRequirement, preference_of
+from stackctl.core.images import OFFICIAL_PYTHON_MINORS
 from stackctl.core.init import select_images
+from stackctl.core.python_choice import choose_python, python_candidates
 from stackctl.errors import StackctlError
 
 LOCAL_313, LOCAL_311 = "stackctl/python:3.13-trixie", "stackctl/python:3.11-bookworm"
@@ -228,3 +230,28 @@ def test_an_unreadable_lock_bounds_nothing(tmp_path: Path) -> None:
     root = project(tmp_path, {"pyproject.toml": pyproject, "uv.lock": "not = [toml"})
     assert find_django(root, detect_project(root).dependencies) is None
     assert chosen(root)[0] == LOCAL_313
+
+
+@pytest.mark.parametrize(
+    ("spec", "local", "image", "suite"),
+    [
+        (">=3.12", True, LOCAL_313, "trixie"),
+        (">=3.10", True, LOCAL_313, "trixie"),
+        ("<3.12", True, LOCAL_311, "bookworm"),
+        ("==3.11.*", True, LOCAL_311, "bookworm"),
+        (">=3.12", False, "python:3.14-slim-trixie", "trixie"),
+        ("==3.12.*", False, "python:3.12-slim-trixie", "trixie"),
+        ("<3.12", False, "python:3.11-slim-trixie", "trixie"),
+        (">=3.10,<3.11", False, "python:3.10-slim-trixie", "trixie"),
+    ],
+)
+def test_a_bound_alone_gets_the_newest_it_allows(spec: str, local: bool, image: str, suite: str) -> None:
+    bound = PythonBound("pyproject.toml", "pyproject.toml [project].requires-python", spec)
+    requirement = PythonRequirement(spec, "pyproject.toml", ("pyproject.toml",), (), (bound,))
+    picked = choose_python(requirement, python_candidates(local=local))
+    assert (picked.image, picked.suite) == (image, suite)
+
+
+def test_candidates_are_the_exact_local_versions_and_the_official_minors() -> None:
+    assert [c.version for c in python_candidates(local=True)] == ["3.13.5", "3.11.2"]
+    assert [c.version for c in python_candidates(local=False)] == list(OFFICIAL_PYTHON_MINORS)
