@@ -53,6 +53,16 @@ def init(
     official_images: Annotated[
         bool, typer.Option("--official-images", help="Use the official images from a registry.")
     ] = False,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python",
+            metavar="X.Y",
+            help="The Python of the web image, chosen explicitly (within requires-python, Poetry's or "
+            "Pipenv's python and the Pythons the locked Django supports); default: the nearest to "
+            "runtime.txt or .python-version.",
+        ),
+    ] = None,
     env: Annotated[
         str | None,
         typer.Option(
@@ -77,12 +87,14 @@ def init(
     app = application(ctx)
     out = app.console
     if env is not None:
-        if local_images or official_images:
-            raise typer.BadParameter("--env NAME takes the images of .env.prod: no --local-images/--official-images")
+        if local_images or official_images or python:
+            raise typer.BadParameter(
+                "--env NAME takes the images of .env.prod: no --local-images/--official-images/--python"
+            )
         _init_env(out, Path(directory).resolve(), env, dry_run=dry_run, force=force, json_out=json_out)
         return
     choice: ImageChoice = "local" if local_images else "official" if official_images else "auto"
-    result = run_init(Path(directory).resolve(), dry_run=dry_run, force=force, images=choice)
+    result = run_init(Path(directory).resolve(), dry_run=dry_run, force=force, images=choice, python=python)
     show_problems(out, result.warnings)
     extra = {
         "detected": asdict(result.detected),
@@ -146,8 +158,11 @@ def _explain(out: Console, result: InitResult) -> None:
         f"images: {images.mode} ({images.reason}); Python image {images.env['PYTHON_IMAGE']}"
         + (f" for {images.python_source}" if images.python_source else "")
     )
-    if images.mode == "local":
-        out.info("  build them once with `stackctl images build` (no registry needed)")
+    if images.python_why:
+        out.info(f"  {images.python_why}")
+    if images.build_commands:
+        commands = " and ".join(f"`{command}`" for command in images.build_commands)
+        out.info(f"  `stackctl up` builds any that are missing (no registry needed); ahead of it: {commands}")
     if result.asgi_fallback:
         out.info("no asgi.py in the project: the stack serves Django's own ASGI handler for the settings module")
     for package in result.added_packages:

@@ -137,6 +137,7 @@ def config_digest(stack: Stack) -> str:
 def build(stack: Stack, image: str, report: Report, *, builder: DockerClient | None = None, what: str = "") -> None:
     """Build web as `image` (with `builder`, default the stack's build client), then send it to
     the stack's engine if it was built on this host for another one."""
+    stack.ensure_local_images(report)
     report(f"building {image}")
     try:
         with web_image(image):

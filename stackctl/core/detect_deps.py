@@ -321,3 +321,8 @@ class _RequirementsWalk:
                 hint=f"fix the path (it is relative to the folder of {relative(self.root, path)}) or create the file",
             )
         self.visit(resolved, constraint=constraint or is_constraint)
+
+
+def requirement_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, logical line) of a requirements file, as pip reads them (BOM, `\\`, comments)."""
+    return _logical_lines(_decode(path.read_bytes()))

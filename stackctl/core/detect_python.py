@@ -6,8 +6,7 @@ Pure: reads .python-version, runtime.txt, pyproject.toml and Pipfile; never runs
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,57 @@ from stackctl.errors import StackctlError
 
 
 @dataclass(frozen=True)
-class PythonRequirement:
-    """A PEP 440 specifier set the interpreter must satisfy, or None when the project says nothing.
+class PythonBound:
+    """One hard bound on the interpreter, as a file states it: `spec` is PEP 440, `label` names
+    the file and the key, e.g. "pyproject.toml [project].requires-python"."""
 
-    When several files state a version, `spec` is their intersection, `sources` lists each file
-    (relative to the root) and `source` joins them with ", ".
+    source: str
+    label: str
+    spec: str
+    states_range: bool = False  # the label says the versions itself ("... supports Python 3.10 to 3.14")
+
+    def allows(self, version: str) -> bool:
+        return SpecifierSet(self.spec).contains(version, prereleases=True)
+
+    def describe(self) -> str:
+        return self.label if self.states_range else f"{self.label} {self.spec}"
+
+
+@dataclass(frozen=True)
+class PythonPreference:
+    """A Python version a file names as the one it runs on (runtime.txt, .python-version): a
+    wish, not a bound. `written` is the text as found ("python-3.10.2"), `version` what it
+    reads as ("3.10.2", or "3.12" when no patch is given), `implementation` "cpython" or "pypy"."""
+
+    source: str
+    written: str
+    version: str
+    implementation: str = "cpython"
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class PythonRequirement:
+    """What a project says about its Python.
+
+    `spec` is the PEP 440 intersection of the hard bounds (requires-python, Poetry's python,
+    Pipfile's python_version), None when there is none; `sources` lists the files they come
+    from (relative to the root) and `source` joins them with ", ". `bounds` holds each bound
+    apart, to name the one that refuses. `preferences` are the versions runtime.txt and
+    .python-version name, in the order they weigh: the interpreter is chosen near them.
     """
 
     spec: str | None
     source: str | None
     sources: tuple[str, ...] = ()
+    preferences: tuple[PythonPreference, ...] = ()
+    bounds: tuple[PythonBound, ...] = field(default=(), compare=False)
 
     def allows(self, version: str) -> bool:
-        """Whether an interpreter of this version (e.g. "3.13.5") satisfies the project."""
+        """Whether an interpreter of this version (e.g. "3.13.5") satisfies the hard bounds."""
         if self.spec is None:
             return True
         return SpecifierSet(self.spec).contains(version, prereleases=True)
@@ -91,65 +128,86 @@ def _valid(spec: str) -> str | None:
     return ",".join(term.strip() for term in spec.split(",") if term.strip())
 
 
-def _from_python_version(path: Path) -> list[str]:
+# "3.12", "3.12.1", "python-3.10.2" (Heroku), "python-3.12.x", "pypy3.10-7.3.12" (pyenv),
+# "cpython-3.12.3-linux-x86_64-gnu" (uv), "3.13t" (free-threaded): the implementation and the version.
+_PREFERENCE = re.compile(r"(?:(c?python|pypy)[-@]?)?(\d+)\.(\d+)(?:\.(\d+))?", re.IGNORECASE)
+# The files that name the version a project runs on, in the order they weigh: runtime.txt
+# names the deployed runtime (Heroku gives it precedence over .python-version too), while
+# .python-version is often the developer's own pyenv or uv choice.
+PREFERENCE_FILES = ("runtime.txt", ".python-version")
+
+
+def preference_of(source: str, text: str) -> PythonPreference | None:
+    """The version a runtime.txt or .python-version line names, None when it names none ("system",
+    a virtualenv name, a bare major "3", or a range, which uv allows and which says no version)."""
+    written = text.strip()
+    match = _PREFERENCE.match(written)
+    if match is None:
+        return None
+    implementation = "pypy" if (match.group(1) or "").lower() == "pypy" else "cpython"
+    version = ".".join(part for part in match.groups()[1:] if part is not None)
+    return PythonPreference(source, written, version, implementation)
+
+
+def _first_line(path: Path) -> str:
     lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()]
-    first = next((ln for ln in lines if ln and not ln.startswith("#")), "")
-    spec = version_spec(first) if first else None
-    return [spec] if spec else []
+    return next((ln for ln in lines if ln and not ln.startswith("#")), "")
 
 
-def _from_runtime_txt(path: Path) -> list[str]:
-    spec = version_spec(path.read_text(encoding="utf-8", errors="replace").strip())
-    return [spec] if spec else []
-
-
-def _from_pyproject(root: Path, path: Path) -> list[str]:
+def _from_pyproject(root: Path, path: Path) -> list[PythonBound]:
     data = load_toml(root, path)
-    specs: list[str] = []
+    source = relative(root, path)
+    bounds: list[PythonBound] = []
     requires = data.get("project", {}).get("requires-python")
     if requires is not None:
         spec = _valid(str(requires))
         if spec is None:
             raise StackctlError(
-                f"{relative(root, path)}: [project].requires-python {requires!r} is not a PEP 440 specifier",
+                f"{source}: [project].requires-python {requires!r} is not a PEP 440 specifier",
                 hint='write it like ">=3.12" or ">=3.12,<3.14"',
             )
-        specs.append(spec)
+        bounds.append(PythonBound(source, f"{source} [project].requires-python", spec))
     poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {}).get("python")
     if isinstance(poetry, str) and (spec := poetry_python_spec(poetry)):
-        specs.append(spec)
-    return specs
+        bounds.append(PythonBound(source, f"{source} [tool.poetry.dependencies].python {poetry!r}", spec))
+    return bounds
 
 
-def _from_pipfile(root: Path, path: Path) -> list[str]:
+def _from_pipfile(root: Path, path: Path) -> list[PythonBound]:
     requires: dict[str, Any] = load_toml(root, path).get("requires", {})
-    text = requires.get("python_full_version") or requires.get("python_version")
+    key = "python_full_version" if requires.get("python_full_version") else "python_version"
+    text = requires.get(key)
     spec = version_spec(str(text)) if text else None
-    return [spec] if spec else []
+    source = relative(root, path)
+    return [PythonBound(source, f"{source} [requires].{key} {str(text)!r}", spec)] if spec else []
 
 
 def find_python(root: Path, project_dir: Path) -> PythonRequirement:
-    """Every Python version the project states, intersected. Each file is read from project_dir,
-    else from the root: .python-version, runtime.txt, pyproject.toml ([project].requires-python,
-    Poetry's python dependency), Pipfile ([requires] python_full_version or python_version)."""
-    readers: dict[str, Callable[[Path], list[str]]] = {
-        ".python-version": _from_python_version,
-        "runtime.txt": _from_runtime_txt,
-        "pyproject.toml": lambda p: _from_pyproject(root, p),
-        "Pipfile": lambda p: _from_pipfile(root, p),
-    }
+    """The project's Python: hard bounds from pyproject.toml ([project].requires-python, Poetry's
+    python dependency) and Pipfile ([requires] python_full_version or python_version),
+    intersected; preferences from runtime.txt and .python-version. Each file is read from
+    project_dir, else from the root."""
     folders = [project_dir] if project_dir == root else [project_dir, root]
+
+    def found(name: str) -> Path | None:
+        return next((f / name for f in folders if (f / name).is_file()), None)
+
+    bounds: list[PythonBound] = []
+    for name, read in (("pyproject.toml", _from_pyproject), ("Pipfile", _from_pipfile)):
+        path = found(name)
+        bounds += read(root, path) if path else []
+    preferences = [
+        preference
+        for name in PREFERENCE_FILES
+        if (path := found(name)) and (preference := preference_of(relative(root, path), _first_line(path)))
+    ]
     terms: list[str] = []
-    sources: list[str] = []
-    for name, read in readers.items():
-        path = next((f / name for f in folders if (f / name).is_file()), None)
-        specs = read(path) if path else []
-        terms += [t for spec in specs for t in spec.split(",") if t not in terms]
-        if specs and path:
-            sources.append(relative(root, path))
-    if not sources:
-        return PythonRequirement(None, None)
-    return PythonRequirement(",".join(terms), ", ".join(sources), tuple(sources))
+    for bound in bounds:
+        terms += [t for t in bound.spec.split(",") if t not in terms]
+    sources = tuple(dict.fromkeys(bound.source for bound in bounds))
+    return PythonRequirement(
+        ",".join(terms) or None, ", ".join(sources) or None, sources, tuple(preferences), tuple(bounds)
+    )
 
 
 def newest_allowed(requirement: PythonRequirement, candidates: list[str]) -> str | None:

@@ -9,6 +9,7 @@ local_image_env(), and a tag naming the true version read inside the built image
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import threading
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal
 
 from stackctl.adapters import host
 
@@ -43,6 +44,12 @@ MMDEBSTRAP_OPTIONS = (
 )
 UPSTREAM_VERSION = re.compile(r"^(?:\d+:)?(?P<version>\d+(?:\.\d+)+)")
 IMAGE_VARIABLES = ("PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE")
+# The local images are named <namespace>/<name>:<series>-<suite>. Another namespace keeps a
+# second set beside the usual one on the same engine (a test builds its own without touching
+# the images other stacks run); init, up and `images build` all follow it.
+NAMESPACE_VARIABLE = "STACKCTL_IMAGE_NAMESPACE"
+DEFAULT_NAMESPACE = "stackctl"
+_NAMESPACE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class Suite:
 
     name: str
     debian: str  # /etc/debian_version is "<debian>.<point release>"
-    python: str  # the python3 the suite ships, e.g. 3.13.5 (what python_image_for tests)
+    python: str  # the python3 the suite ships, e.g. 3.13.5 (what core/python_choice.py compares)
     postgres: str  # the major version: package postgresql-<postgres>
     redis: str
     nginx: str
@@ -63,7 +70,7 @@ class Suite:
 
 TRIXIE = Suite("trixie", debian="13", python="3.13.5", postgres="17", redis="8.0", nginx="1.26")
 BOOKWORM = Suite("bookworm", debian="12", python="3.11.2", postgres="15", redis="7.0", nginx="1.22")
-# Preferred first: python_image_for tries the suites in this order.
+# Preferred first: core/python_choice.py offers the suites in this order.
 SUITES = {release.name: release for release in (TRIXIE, BOOKWORM)}
 DEFAULT_SUITE = "trixie"
 
@@ -155,12 +162,24 @@ _DEBIAN_VERSION = ("cat", "/etc/debian_version")
 _PYTHON_VERSION = ("python3", "-c", "import platform; print(platform.python_version())")
 
 
+def image_namespace() -> str:
+    """The namespace of the local images: STACKCTL_IMAGE_NAMESPACE, default "stackctl"."""
+    namespace = os.environ.get(NAMESPACE_VARIABLE, "").strip() or DEFAULT_NAMESPACE
+    if not _NAMESPACE.fullmatch(namespace):
+        raise StackctlError(
+            f"{NAMESPACE_VARIABLE}={namespace!r} is not an image namespace",
+            hint="use lower-case letters, digits and . _ - (e.g. stackctl-test), or unset it",
+        )
+    return namespace
+
+
 def images_for(suite: str = DEFAULT_SUITE) -> SuiteImages:
     """The images `build_images(suite=suite)` makes."""
     release = debian_suite(suite)
+    namespace = image_namespace()
 
     def service(name: str, series: str, version_argv: tuple[str, ...], **build_args: str) -> ImageSpec:
-        tag = f"stackctl/{name}:{{}}-{release.name}"
+        tag = f"{namespace}/{name}:{{}}-{release.name}"
         alias, version_tag = tag.format(series), tag.format("{version}")
         return ImageSpec(name, release.name, alias, version_tag, series, version_argv, tuple(build_args.items()))
 
@@ -168,8 +187,8 @@ def images_for(suite: str = DEFAULT_SUITE) -> SuiteImages:
         base=ImageSpec(
             name="debian",
             suite=release.name,
-            alias=f"stackctl/debian:{release.name}",
-            version_tag="stackctl/debian:{version}",
+            alias=f"{namespace}/debian:{release.name}",
+            version_tag=f"{namespace}/debian:{{version}}",
             series=release.debian,
             version_argv=_DEBIAN_VERSION,
         ),
@@ -190,56 +209,6 @@ def local_image_env(suite: str = DEFAULT_SUITE) -> dict[str, str]:
 def official_image_env(suite: str = DEFAULT_SUITE) -> dict[str, str]:
     """The stack's image variables pointing at the official images of one suite."""
     return dict(OFFICIAL_IMAGES[debian_suite(suite).name])
-
-
-class PythonImage(NamedTuple):
-    image: str  # e.g. stackctl/python:3.13-trixie or python:3.12-slim-trixie
-    suite: str
-
-
-def python_image_for(
-    requirement_allows: Callable[[str], bool],
-    *,
-    local: bool,
-    suite: str | None = None,
-    requirement: str = "the project's Python requirement",
-) -> PythonImage:
-    """The Python image whose Python satisfies `requirement_allows`, and its suite.
-
-    Local images: the predicate gets the exact version each suite ships ("3.13.5", then
-    "3.11.2"); the first suite it allows wins (trixie before bookworm). Official images: it
-    gets each minor series ("3.14" ... "3.10"; the tag follows the newest patch release) and
-    the newest allowed wins, on `suite` (default trixie; every one exists on both suites).
-    `suite` limits the local images to that suite too. `requirement` names it in errors.
-    """
-    if not local:
-        official = _official_python(requirement_allows, debian_suite(suite or DEFAULT_SUITE))
-        if official is None:
-            raise StackctlError(
-                f"no official Python image satisfies {requirement}: "
-                f"python:<version>-slim images exist for {', '.join(OFFICIAL_PYTHON_MINORS)}",
-                hint=f"allow one of them in {requirement}",
-            )
-        return official
-    candidates = [debian_suite(suite)] if suite else list(SUITES.values())
-    for release in candidates:
-        if requirement_allows(release.python):
-            return PythonImage(images_for(release.name).python.alias, release.name)
-    official = _official_python(requirement_allows, debian_suite(suite or DEFAULT_SUITE))
-    offered = " and ".join(f"{release.python} ({release.name})" for release in candidates)
-    instead = f"use the official image {official.image} where a registry answers, or " if official else ""
-    series = " or ".join(release.python_series for release in candidates)
-    raise StackctlError(
-        f"no local Python image satisfies {requirement}: `stackctl images build` makes Python {offered}",
-        hint=f"{instead}allow Python {series} in {requirement}",
-    )
-
-
-def _official_python(requirement_allows: Callable[[str], bool], release: Suite) -> PythonImage | None:
-    for minor in OFFICIAL_PYTHON_MINORS:
-        if requirement_allows(minor):
-            return PythonImage(f"python:{minor}-slim-{release.name}", release.name)
-    return None
 
 
 # The official image's postgres says "FATAL: database files are incompatible with server" and
@@ -280,8 +249,16 @@ def upstream_version(raw: str, *, series: str) -> str:
     return version
 
 
-def build_images(*, rebuild: bool = False, report: Report, suite: str = DEFAULT_SUITE) -> list[ImageResult]:
-    """Build the suite's base image, then the python, postgres, redis and nginx images FROM it, all four at once.
+def build_images(
+    *,
+    rebuild: bool = False,
+    report: Report,
+    suite: str = DEFAULT_SUITE,
+    client: DockerClient | None = None,
+    services: tuple[str, ...] | None = None,
+) -> list[ImageResult]:
+    """Build the suite's base image, then the python, postgres, redis and nginx images FROM it, all four at once,
+    on `client`'s engine (default this host's); `services` ("python", ...) limits the four.
 
     An image whose series tag exists is skipped unless `rebuild` (which also bypasses the cache).
     The results come in the order of `images_for(suite).all`, whatever order the builds finish in.
@@ -289,32 +266,39 @@ def build_images(*, rebuild: bool = False, report: Report, suite: str = DEFAULT_
     from stackctl.adapters.docker import engine_client, require_engine
 
     images = images_for(suite)
-    client = engine_client()
+    client = client or engine_client()
     require_engine(client)
     builder = _builder_client(client, report)
     started = time.monotonic()
     base = _ensure_image(images.base, images, client, builder, rebuild=rebuild, report=report)
-    results = [base, *_ensure_services(images, client, builder, rebuild=rebuild, report=report)]
+    chosen = [spec for spec in images.services if services is None or spec.name in services]
+    results = [base, *_ensure_services(images, chosen, client, builder, rebuild=rebuild, report=report)]
     built = sum(result.status == "built" for result in results)
     report(f"images ready: {built} built, {len(results) - built} skipped, {time.monotonic() - started:.1f} s in all")
     return results
 
 
 def _ensure_services(
-    images: SuiteImages, client: DockerClient, builder: DockerClient, *, rebuild: bool, report: Report
+    images: SuiteImages,
+    services: list[ImageSpec],
+    client: DockerClient,
+    builder: DockerClient,
+    *,
+    rebuild: bool,
+    report: Report,
 ) -> list[ImageResult]:
     """Ensure the service images in a thread each (they need only the base), reporting one whole line at a
-    time. Every build runs to its end; then the first failure in the order of `images.services` is raised."""
+    time. Every build runs to its end; then the first failure in the order of `services` is raised."""
     lock = threading.Lock()
 
     def report_line(line: str) -> None:
         with lock:
             report(line)
 
-    with ThreadPoolExecutor(max_workers=len(images.services), thread_name_prefix="stackctl-build") as pool:
+    with ThreadPoolExecutor(max_workers=max(len(services), 1), thread_name_prefix="stackctl-build") as pool:
         futures = [
             pool.submit(_ensure_image, spec, images, client, builder, rebuild=rebuild, report=report_line)
-            for spec in images.services
+            for spec in services
         ]
     return [future.result() for future in futures]  # the pool has waited for every build
 
@@ -360,7 +344,7 @@ def _version_tags(spec: ImageSpec, client: DockerClient, report: Report) -> list
 
 def _build_service(spec: ImageSpec, builder: DockerClient, *, rebuild: bool) -> None:
     """`docker build` the image's folder FROM the suite's base image, never pulling."""
-    build_args = {"SUITE": spec.suite, **dict(spec.build_args)}
+    build_args = {"SUITE": spec.suite, "NAMESPACE": image_namespace(), **dict(spec.build_args)}
     context = resources.files("stackctl") / "images" / spec.name
     with resources.as_file(context) as context_path:
         builder.legacy_build(context_path, tags=[spec.alias], build_args=build_args, cache=not rebuild, pull=False)

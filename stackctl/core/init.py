@@ -28,11 +28,14 @@ from stackctl.config.webimage import (
     StackPackage,
 )
 from stackctl.core.detect import DjangoProject, detect_project
+from stackctl.core.detect_django import django_python_bound, find_django
 from stackctl.core.detect_env import required_reads, settings_files
-from stackctl.core.images import IMAGE_VARIABLES, local_image_env, official_image_env, python_image_for
+from stackctl.core.images import IMAGE_VARIABLES, local_image_env, official_image_env
 from stackctl.core.layout import ENV_HEADER, ImageChoice, choose_layout
+from stackctl.core.localimages import build_commands
 from stackctl.core.plan import Action, PlannedFile, RenderPlan, apply_plan, plan_files
 from stackctl.core.project import Project
+from stackctl.core.python_choice import choose_python, python_candidates
 from stackctl.core.render import render_set
 from stackctl.errors import ConfigProblem
 
@@ -54,6 +57,8 @@ class ImageSelection:
     reason: str  # why: the flag, or whether a registry answered
     env: dict[str, str]  # PYTHON_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, NGINX_IMAGE
     python_source: str | None  # the file(s) the Python requirement came from
+    python_why: str = ""  # which file asked for which Python, what was chosen and why
+    build_commands: tuple[str, ...] = ()  # what builds the local images chosen, suite included
 
 
 @dataclass
@@ -81,9 +86,12 @@ def host_ca_bundle() -> str | None:
     return next((path for path in candidates if path and Path(path).is_file()), None)
 
 
-def select_images(detected: DjangoProject, choice: ImageChoice) -> ImageSelection:
-    """Local images (from `stackctl images build`) or the official ones; the Python image
-    follows the project's Python requirement either way."""
+def select_images(
+    detected: DjangoProject, choice: ImageChoice, *, root: Path | None = None, python: str | None = None
+) -> ImageSelection:
+    """Local images (from `stackctl images build`) or the official ones; the Python image is
+    the one python_choice picks: within the hard bounds (the project's files and the Pythons
+    its Django supports, read under `root`), nearest to `python` or to its preferences."""
     if choice == "auto":
         from stackctl.adapters.host import registry_answers
 
@@ -92,12 +100,25 @@ def select_images(detected: DjangoProject, choice: ImageChoice) -> ImageSelectio
     else:
         local = choice == "local"
         reason = f"--{choice}-images"
-    requirement = detected.python
-    where = f"the Python requirement of {requirement.source} ({requirement.spec})" if requirement.spec else "Python"
-    python = python_image_for(requirement.allows, local=local, requirement=where)
+    django = django_python_bound(find_django(root, detected.dependencies)) if root else None
+    python_choice = choose_python(
+        detected.python,
+        python_candidates(local=local),
+        extra_bounds=(django,) if django else (),
+        explicit=python,
+        kind="local" if local else "official",
+    )
     env = local_image_env() if local else official_image_env()
-    env["PYTHON_IMAGE"] = python.image
-    return ImageSelection("local" if local else "official", reason, env, requirement.source)
+    env["PYTHON_IMAGE"] = python_choice.image
+    sources = [*detected.python.sources, *(p.source for p in detected.python.preferences)]
+    return ImageSelection(
+        "local" if local else "official",
+        reason,
+        env,
+        ", ".join(sources) or None,
+        python_choice.why,
+        tuple(build_commands(env.values())) if local else (),
+    )
 
 
 def dependency_values(detected: DjangoProject) -> dict[str, str]:
@@ -233,15 +254,17 @@ def _stack_name(root: Path) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", root.name.lower()).strip("-_") or "django"
 
 
-def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: ImageChoice = "auto") -> InitResult:
+def run_init(
+    root: Path, *, dry_run: bool = False, force: bool = False, images: ImageChoice = "auto", python: str | None = None
+) -> InitResult:
     """Detect, validate everything in memory, then write: env files, .gitignore, rendered set.
 
-    Existing env files are kept; with `images` "local" or "official" only their image lines
-    are rewritten."""
+    Existing env files are kept; with `images` "local" or "official", or `python` (X.Y, the
+    Python image chosen explicitly), only their image lines are rewritten."""
     layout = choose_layout(root.resolve())
     project = layout.project
     detected = detect_project(project.source)
-    selection = select_images(detected, images)
+    selection = select_images(detected, images, root=project.source, python=python)
     env_files: dict[str, tuple[bytes, int]] = {}
     loaded: dict[Profile, LoadedConfig] = {}
     kept_warnings: list[ConfigProblem] = []
@@ -253,7 +276,7 @@ def run_init(root: Path, *, dry_run: bool = False, force: bool = False, images: 
             text = env_text(_values(detected, profile, selection, project), profile=profile)
         else:
             text = existing.decode("utf-8", errors="replace")
-            text = with_images(text, selection.env) if images != "auto" else text
+            text = with_images(text, selection.env) if images != "auto" or python else text
             kept_warnings += _missing_aliases(detected, project, profile, path.name, text)
         env_files[path.name] = (text.encode(), 0o600)
         loaded[profile] = load_config(path, profile=profile, text=text)  # validated before anything is written

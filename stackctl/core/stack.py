@@ -381,8 +381,27 @@ class Stack(StackView):
         written = [f.path for f in apply_plan(plan, force=force)]
         return written
 
+    def ensure_local_images(self, report: Report = quiet) -> None:
+        """Build the local images (`stackctl images build`) this stack runs or builds FROM and
+        the engine that needs them lacks, so that no build or start asks a registry for them.
+        On an engine stackctl does not build on, a missing one is refused with the command."""
+        from stackctl.core.localimages import ensure_local_images
+
+        images = self.config.images
+        references = [
+            str(i) for i in (images.python_image, images.postgres_image, images.redis_image, images.nginx_image)
+        ]
+        here = self.builds_here
+        if here is not None:  # built here, then shipped with the rest
+            ensure_local_images(references, client=here, report=report)
+            return
+        remote = is_remote(self.client)
+        engine = f"the engine at {self.host or 'DOCKER_HOST'}" if remote else "this engine"
+        ensure_local_images(references, client=self.client, report=report, builds=not remote, engine=engine)
+
     # -- lifecycle -------------------------------------------------------------------------
     def build(self, report: Report = quiet) -> None:
+        self.ensure_local_images(report)
         builder = self.build_client()
         log_streamed(builder, "build")
         try:
@@ -414,6 +433,8 @@ class Stack(StackView):
             )
         if build:
             self.build(report)
+        else:
+            self.ensure_local_images(report)
         if self.profile == "prod":  # the images and the config the engine cannot read from here
             from stackctl.core.configvolumes import sync
 

@@ -17,7 +17,7 @@ from stackctl.core.detect import (
     settings_default,
 )
 from stackctl.core.detect_deps import requirement_name
-from stackctl.core.detect_python import newest_allowed, poetry_python_spec, version_spec
+from stackctl.core.detect_python import PythonPreference, newest_allowed, poetry_python_spec, version_spec
 from stackctl.errors import StackctlError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "projects"
@@ -566,10 +566,19 @@ def test_python_sources_combined(tmp_path: Path) -> None:
     site(tmp_path / "src", {".python-version": "3.12.4\n# comment\n", "Pipfile": pipfile, "Pipfile.lock": "{}"})
     make(tmp_path, {"runtime.txt": "python-3.12.4\n", "pyproject.toml": '[project]\nrequires-python = ">=3.11"\n'})
     python = detect_project(tmp_path).python
-    assert python.spec == "==3.12.4,>=3.11,==3.12.*"
-    assert python.sources == ("src/.python-version", "runtime.txt", "pyproject.toml", "src/Pipfile")
-    assert python.source == "src/.python-version, runtime.txt, pyproject.toml, src/Pipfile"
-    assert python.allows("3.12.4") and not python.allows("3.12.5") and not python.allows("3.13.0")
+    # requires-python and Pipfile bound; runtime.txt and .python-version only say what is preferred
+    assert python.spec == ">=3.11,==3.12.*"
+    assert python.sources == ("pyproject.toml", "src/Pipfile")
+    assert python.source == "pyproject.toml, src/Pipfile"
+    assert python.preferences == (
+        PythonPreference("runtime.txt", "python-3.12.4", "3.12.4"),
+        PythonPreference("src/.python-version", "3.12.4", "3.12.4"),
+    )
+    assert [b.label for b in python.bounds] == [
+        "pyproject.toml [project].requires-python",
+        "src/Pipfile [requires].python_version '3.12'",
+    ]
+    assert python.allows("3.12.4") and python.allows("3.12.5") and not python.allows("3.13.0")
 
 
 def test_python_full_version_from_pipfile(tmp_path: Path) -> None:
@@ -621,7 +630,7 @@ EXPECTED = {
         single("notesite"),
         **entries("notesite"),
         dependencies=requirements("django", "dj-database-url", "gunicorn", "whitenoise"),
-        python=PythonRequirement("==3.11.*", "runtime.txt", ("runtime.txt",)),
+        python=PythonRequirement(None, None, (), (PythonPreference("runtime.txt", "python-3.11", "3.11"),)),
     ),
     "hardcoded_debug": DjangoProject(
         ".",
@@ -679,7 +688,7 @@ EXPECTED = {
             "uv", "pyproject.toml", ("pyproject.toml", "uv.lock"), frozenset({"django", "gunicorn"}), "."
         ),
         python=PythonRequirement(
-            "==3.11.*,>=3.11", ".python-version, pyproject.toml", (".python-version", "pyproject.toml")
+            ">=3.11", "pyproject.toml", ("pyproject.toml",), (PythonPreference(".python-version", "3.11", "3.11"),)
         ),
     ),
     "pipenv_project": DjangoProject(
@@ -701,7 +710,7 @@ EXPECTED = {
         **entries("mysite"),
         dependencies=requirements("django"),
         python=PythonRequirement(
-            "==3.13.*,>=3.12", ".python-version, pyproject.toml", (".python-version", "pyproject.toml")
+            ">=3.12", "pyproject.toml", ("pyproject.toml",), (PythonPreference(".python-version", "3.13", "3.13"),)
         ),
     ),
     "src_layout_docker": DjangoProject(
@@ -719,7 +728,22 @@ EXPECTED = {
         single("mysite"),
         **entries("mysite"),
         dependencies=requirements("django"),
-        python=PythonRequirement("==3.13.*", ".python-version", (".python-version",)),
+        python=PythonRequirement(None, None, (), (PythonPreference(".python-version", "3.13", "3.13"),)),
+    ),
+    "heroku_pins": DjangoProject(
+        ".",
+        single("pinboard"),
+        **entries("pinboard"),
+        dependencies=requirements("django", "gunicorn"),
+        python=PythonRequirement(
+            None,
+            None,
+            (),
+            (
+                PythonPreference("runtime.txt", "python-3.10.2", "3.10.2"),
+                PythonPreference(".python-version", "3.12", "3.12"),
+            ),
+        ),
     ),
 }
 

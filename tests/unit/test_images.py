@@ -15,7 +15,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from packaging.specifiers import SpecifierSet
 from python_on_whales.exceptions import DockerException
 
 from stackctl.adapters import host
@@ -24,11 +23,6 @@ from stackctl.errors import DockerCommandError, StackctlError
 from tests.render.stackfiles import find_tool
 
 IMAGES_DIR = resources.files("stackctl") / "images"
-
-
-def allows(requires_python: str) -> Callable[[str], bool]:
-    """The predicate a caller builds from a project's requires-python."""
-    return SpecifierSet(requires_python).contains
 
 
 # -- versions and tags ---------------------------------------------------------------------
@@ -144,54 +138,6 @@ def test_trixie_official_images_are_the_config_defaults() -> None:
 
     defaults = {name.upper(): field.default for name, field in ImagesGroup.model_fields.items()}
     assert {key: defaults[key] for key in images.IMAGE_VARIABLES} == images.official_image_env("trixie")
-
-
-# -- choosing a Python image ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("requirement", "local", "chosen"),
-    [
-        (">=3.12", True, ("stackctl/python:3.13-trixie", "trixie")),
-        (">=3.10", True, ("stackctl/python:3.13-trixie", "trixie")),
-        ("<3.12", True, ("stackctl/python:3.11-bookworm", "bookworm")),
-        ("==3.11.*", True, ("stackctl/python:3.11-bookworm", "bookworm")),
-        (">=3.12", False, ("python:3.14-slim-trixie", "trixie")),
-        ("==3.12.*", False, ("python:3.12-slim-trixie", "trixie")),
-        ("<3.12", False, ("python:3.11-slim-trixie", "trixie")),
-        (">=3.10,<3.11", False, ("python:3.10-slim-trixie", "trixie")),
-    ],
-)
-def test_python_image_for(requirement: str, local: bool, chosen: tuple[str, str]) -> None:
-    assert images.python_image_for(allows(requirement), local=local) == chosen
-
-
-def test_python_image_for_one_suite() -> None:
-    picked = images.python_image_for(allows("==3.12.*"), local=False, suite="bookworm")
-    assert picked == ("python:3.12-slim-bookworm", "bookworm")
-    assert picked.image == "python:3.12-slim-bookworm" and picked.suite == "bookworm"
-    assert images.python_image_for(allows(">=3.10"), local=True, suite="bookworm").suite == "bookworm"
-
-
-def test_python_image_for_gets_exact_local_versions_and_official_minors() -> None:
-    seen: list[str] = []
-    with pytest.raises(StackctlError):
-        images.python_image_for(lambda version: bool(seen.append(version)), local=True)
-    assert seen == ["3.13.5", "3.11.2", *images.OFFICIAL_PYTHON_MINORS]  # the last for the error's hint
-
-
-def test_no_local_python_for_312_only_names_what_is_built() -> None:
-    with pytest.raises(StackctlError) as caught:
-        images.python_image_for(allows("==3.12.*"), local=True, requirement="requires-python ==3.12.*")
-    error = caught.value
-    assert "requires-python ==3.12.*" in error.message
-    assert "3.13.5 (trixie)" in error.message and "3.11.2 (bookworm)" in error.message
-    assert error.hint and "python:3.12-slim-trixie" in error.hint and "3.13 or 3.11" in error.hint
-
-
-def test_no_official_python_names_the_minors() -> None:
-    with pytest.raises(StackctlError, match=r"3\.14, 3\.13, 3\.12, 3\.11, 3\.10"):
-        images.python_image_for(allows(">=3.15"), local=False)
 
 
 # -- an old data directory ------------------------------------------------------------------
@@ -325,7 +271,7 @@ def test_every_image_has_its_build_files() -> None:
     for spec in images.images_for().services:
         dockerfile = (IMAGES_DIR / spec.name / "Dockerfile").read_text()
         assert dockerfile.startswith("#") and "# syntax=" not in dockerfile
-        assert "ARG SUITE=trixie\nFROM stackctl/debian:${SUITE}\n" in dockerfile
+        assert "ARG SUITE=trixie\nARG NAMESPACE=stackctl\nFROM ${NAMESPACE}/debian:${SUITE}\n" in dockerfile
         assert "--no-install-recommends" in dockerfile and "rm -rf /var/lib/apt/lists/*" in dockerfile
         for arg, _ in spec.build_args:
             assert f"ARG {arg}=" in dockerfile

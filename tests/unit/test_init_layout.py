@@ -117,12 +117,40 @@ def test_python_312_or_newer_gets_a_python_that_satisfies_it(cli, tmp_path: Path
 
 def test_an_unsatisfiable_python_is_refused_by_name_and_nothing_is_written(cli, tmp_path: Path) -> None:
     root = copy("startproject52", tmp_path)
-    (root / ".python-version").write_text("3.12\n")
+    (root / "pyproject.toml").write_text('[project]\nrequires-python = "==3.12.*"\n')
     before = tree(root)
     result = cli("init", cwd=root)
     assert result.code == 1
-    assert ".python-version" in result.err and "3.12" in result.err
+    assert "pyproject.toml [project].requires-python ==3.12.*" in result.err
     assert tree(root) == before
+
+
+def test_a_python_version_file_is_a_preference_not_a_bound(cli, tmp_path: Path) -> None:
+    root = copy("startproject52", tmp_path)
+    (root / ".python-version").write_text("3.12\n")
+    result = cli("init", cwd=root)
+    assert result.code == 0, result.err
+    assert env(root / ".env.prod")["PYTHON_IMAGE"] == "stackctl/python:3.13-trixie"
+    assert ".python-version asks for 3.12: Python 3.13.5" in result.err
+
+
+def test_the_python_flag_chooses_and_rewrites_only_the_python_image(cli, tmp_path: Path) -> None:
+    root = copy("heroku_pins", tmp_path)
+    result = cli("init", cwd=root)
+    assert result.code == 0, result.err
+    assert "runtime.txt asks for python-3.10.2, .python-version asks for 3.12: Python 3.11.2" in result.err
+    old = (root / ".env.prod").read_text()
+    assert env(root / ".env.prod")["PYTHON_IMAGE"] == "stackctl/python:3.11-bookworm"
+    result = cli("init", "--python", "3.13", cwd=root)
+    assert result.code == 0, result.err
+    new = (root / ".env.prod").read_text()
+    changed = {a.split("=")[0] for a, b in zip(old.splitlines(), new.splitlines(), strict=True) if a != b}
+    assert changed == {"PYTHON_IMAGE"}
+    assert env(root / ".env.prod")["PYTHON_IMAGE"] == "stackctl/python:3.13-trixie"
+    result = cli("init", "--python", "3.10", cwd=root)
+    assert result.code == 1
+    assert "there is no local Python 3.10 image" in result.err and "--official-images" in result.err
+    assert (root / ".env.prod").read_text() == new
 
 
 def test_image_flags_on_an_existing_project_rewrite_only_the_image_lines(cli, tmp_path: Path) -> None:
