@@ -623,6 +623,13 @@ EXPECTED = {
         dependencies=requirements("django", "dj-database-url", "gunicorn", "whitenoise"),
         python=PythonRequirement("==3.11.*", "runtime.txt", ("runtime.txt",)),
     ),
+    "static_at_import": DjangoProject(
+        ".",
+        single("shelf"),
+        **entries("shelf"),
+        dependencies=requirements("django", "django-compressor"),
+        python=NO_PYTHON,
+    ),
     "hardcoded_debug": DjangoProject(
         ".",
         single("journal"),
