@@ -179,6 +179,7 @@ def test_kill_9_of_one_daphne_process_restarts_it_alone(prod: Proj) -> None:
         stop.set()
         prober.join(30)
     failed = results.count(False)
+    print(f"kill -9 of daphne on port {port}: {failed} of {len(results)} probe requests failed")
     assert len(results) > 100 and failed <= 5, f"{failed} of {len(results)} requests failed"
     after = _daphnes(web)
     assert after[port] != pid and set(after) == set(before), (before, after)
