@@ -366,8 +366,10 @@ serve() {
     take_current_if_unserved
     while :; do
         restart_dead_servers
-        # the serving container went away (its folder with it): serve instead
-        if [ -w "$SOCKET_ROOT" ] && [ ! -S "$SOCKET_ROOT/current/daphne-$FIRST_PORT.sock" ]; then
+        # the serving container went away (its folder with it): serve instead (not while `current`
+        # is this container's own, one of whose processes is being restarted)
+        if [ -w "$SOCKET_ROOT" ] && [ ! -S "$SOCKET_ROOT/current/daphne-$FIRST_PORT.sock" ] &&
+            [ "$(readlink "$SOCKET_ROOT/current" 2>/dev/null)" != "$RELEASE_DIR" ]; then
             switch_here
         fi
         # `wait` (unlike a foreground sleep) returns at once when a signal arrives; it also
