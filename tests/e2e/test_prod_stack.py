@@ -1,5 +1,6 @@
 """The prod stack on a real engine: deploy checks, no exposed db/redis, non-root, no secrets in
-image layers, and self-healing after kill -9 with committed rows intact."""
+image layers, self-healing after kill -9 with committed rows intact, and one daphne process
+killed while the others serve."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import os
 import signal
 import tarfile
+import threading
+import time
 
 import pytest
 from python_on_whales import Container, DockerClient
@@ -116,6 +119,78 @@ def test_kill_9_heals_and_keeps_committed_rows(prod: Proj, service: str) -> None
     assert ready.status == 200, ready.body
     titles = [n["title"] for n in prod.gql("{ notes { title } }", base=prod.base_tls)["notes"]]
     assert title in titles
+
+
+# every daphne process of web (the LAUNCH code names daphne.cli): "PID PORT" lines
+_DAPHNE_PIDS = (
+    "import os\n"
+    "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+    "    try: cmd = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')\n"
+    "    except OSError: continue\n"
+    "    if b'--port' in cmd and any(b'daphne.cli' in part for part in cmd):\n"
+    "        print(pid, cmd[cmd.index(b'--port') + 1].decode())\n"
+)
+
+
+def _daphnes(web: Container) -> dict[str, str]:
+    """{port: pid} of the daphne processes in web."""
+    lines = web.execute(["python", "-c", _DAPHNE_PIDS]).splitlines()
+    return {port: pid for pid, port in (line.split() for line in lines)}
+
+
+def _healthy(web: Container) -> bool:
+    """web's own healthcheck passes: every daphne port answers, nginx's sockets are served."""
+    check = "docker-entrypoint.sh healthcheck >/dev/null 2>&1 && echo ok || echo failing"
+    return web.execute(["sh", "-c", check]).strip().endswith("ok")
+
+
+def test_kill_9_of_one_daphne_process_restarts_it_alone(prod: Proj) -> None:
+    web = containers(prod, "web")[0]
+    before = _daphnes(web)
+    assert len(before) == 2, before  # WEB_CONCURRENCY=2
+    restarts, started = web.restart_count, web.state.started_at
+    results: list[bool] = []
+    stop = threading.Event()
+
+    def probe() -> None:  # a request every 20 ms through nginx, bounded in count and time
+        deadline = time.monotonic() + 20
+        while not stop.is_set() and time.monotonic() < deadline and len(results) < 1000:
+            try:
+                results.append(http(f"{prod.base_tls}/healthz", timeout=5).status == 200)
+            except OSError:
+                results.append(False)
+            time.sleep(0.02)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        time.sleep(1)
+        port, pid = sorted(before.items())[0]
+        web.execute(["sh", "-c", f"kill -9 {pid}"])
+        # the process is back: a new pid on the same port, listening again
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = _daphnes(web)
+            if now.get(port) not in (None, pid) and _healthy(web):
+                break
+            time.sleep(0.5)
+        time.sleep(2)  # and serves a while longer under the probe
+    finally:
+        stop.set()
+        prober.join(30)
+    failed = results.count(False)
+    print(f"kill -9 of daphne on port {port}: {failed} of {len(results)} probe requests failed")
+    assert len(results) > 100 and failed <= 5, f"{failed} of {len(results)} requests failed"
+    after = _daphnes(web)
+    assert after[port] != pid and set(after) == set(before), (before, after)
+    other = next(p for p in before if p != port)
+    assert after[other] == before[other]  # the other process was never touched
+    web.reload()
+    assert (web.restart_count, web.state.started_at) == (restarts, started)  # the container carried on
+    # every port answers again (the healthcheck asks each) and nginx serves through both sockets
+    assert _healthy(web)
+    logs = docker.container.logs(web)
+    assert f"daphne process {pid} (port {port}) died (exit 137); restarting it alone" in logs, logs[-2000:]
 
 
 def test_code_only_redeploy_recreates_web_alone_and_nginx_keeps_serving(prod: Proj) -> None:

@@ -5,6 +5,9 @@ init must pick the local images itself), then only stackctl's own `.env.prod` is
 plain-HTTP loopback test, and `stackctl up --prod` must succeed, settings verification included.
 On that one stack per project:
 - nginx serves the admin's CSS from the static volume, and a 404 is not Django's debug page;
+  every stylesheet the 404 page links (a project's own 404.html, compressed offline or not) is
+  served too;
+- the healthcheck's probe never reaches the project: its log has no `Not Found` for it;
 - the migrations ran in postgres, a note written through the app is a row there, and an upload
   lands in the media volume and is served by nginx byte for byte;
 - a database backup holds the row;
@@ -62,6 +65,7 @@ class RealStack:
     init: dict[str, Any]  # `stackctl init --json`
     up: dict[str, Any]  # `stackctl up --prod --json`
     up_seconds: float
+    up_done: float  # time.monotonic() when `up` returned
     original: dict[str, str]  # every file of the project before init: relative path -> sha256
 
     @property
@@ -173,7 +177,7 @@ def real(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     proj = Proj(root, f"{name}-prod", http_port, https_port, True, read_env(env_file))
     try:  # a stack that failed to come up is removed too
         up, seconds = _up(proj)
-        yield RealStack(fixture, proj, init, up, seconds, original)
+        yield RealStack(fixture, proj, init, up, seconds, time.monotonic(), original)
     finally:
         proj.stackctl("down", "--volumes", "--yes", timeout=300)
         _remove_images(proj.name)
@@ -270,6 +274,24 @@ def test_a_404_is_not_djangos_debug_page(real: RealStack) -> None:
     assert missing.status == 404, missing.status
     for marker in (b"Using the URLconf", b"DEBUG = True", b"Traceback", b"technical_404"):
         assert marker not in missing.body, (marker, missing.body[:1000])
+
+
+def test_the_404_pages_stylesheets_are_served(real: RealStack) -> None:
+    missing = http(real.url(f"/no-such-page-{uuid.uuid4().hex[:8]}/"))
+    assert missing.status == 404, (missing.status, missing.body[:1000])
+    for href in re.findall(rb'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"', missing.body):
+        path = href.decode()
+        css = http(real.url(path if path.startswith("/") else "/" + path))
+        assert css.status == 200 and css.headers.get("server", "").startswith("nginx"), (path, css.status)
+
+
+def test_the_health_probe_stays_out_of_the_apps_log(real: RealStack) -> None:
+    # web's healthcheck runs every second: a few seconds up give it several turns
+    time.sleep(max(0.0, 5 - (time.monotonic() - real.up_done)))
+    logs = real.proj.stackctl("logs", "web", "--tail", "400", timeout=120)
+    assert logs.returncode == 0, _failed(logs, "stackctl logs --prod web")
+    noise = [line for line in logs.stdout.splitlines() if "Not Found: /healthz" in line or "/.stackctl/health" in line]
+    assert not noise, noise[:5]
 
 
 # -- data: postgres, media, backups --------------------------------------------------------------

@@ -72,8 +72,12 @@ def test_the_granian_entrypoint_keeps_the_contract(tmp_path: Path) -> None:
     assert "from daphne" not in text
     launch = text.split("\nLAUNCH='", 1)[1].split("\n'\n", 1)[0]
     compile(launch, "LAUNCH", "exec")  # the launcher is valid Python
-    # loaded first, listening only once PREPARE's READY file exists
-    assert launch.index("get_resolver().url_patterns") < launch.index("STACKCTL_READY_FILE") < launch.index(".serve(")
+    # granian imported first; the app set up and loaded only once PREPARE's READY file exists (the
+    # static files and offline compression are complete), then served behind the health answer
+    ready = launch.index("STACKCTL_READY_FILE")
+    assert launch.index("from granian.server import Server") < ready
+    assert ready < launch.index("django.setup(") < launch.index("get_resolver().url_patterns") < launch.index(".serve(")
+    assert "stackctl_health.answering(" in launch
     assert "Interfaces.ASGINL" in launch and "workers=1" in launch
     assert 'uds_permissions": 0o666' in launch  # nginx (another user) connects
     assert 'os.environ.get("DAPHNE_ACCESS_LOG", "1") == "1"' in launch

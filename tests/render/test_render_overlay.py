@@ -60,9 +60,11 @@ def test_every_module_is_copied_verbatim_in_each_profile(profile: str, tmp_path:
         "stackctl_asgi.py",
         "stackctl_build.py",
         "stackctl_env.py",
+        "stackctl_health.py",
         "stackctl_migrations.py",
         "stackctl_packages.py",
         "stackctl_settings.py",
+        "stackctl_static.py",
         "stackctl_verify.py",
     ]
     for name in MODULE_NAMES:

@@ -64,7 +64,9 @@ def test_shellcheck_passes(concurrency: str, tmp_path: Path) -> None:
 # The entrypoint runs everything through python: PREPARE (`python -c CODE`, no --port) and
 # each daphne launcher (`python -c LAUNCH --bind ... --port N ...`). The stand-in prepares in
 # PREPARE_SECONDS, or fails when PREPARE_FAILS is set; as a launcher it loads, waits for the
-# READY file, then serves until TERM; the port named by EXIT_PORT exits with 3 after a moment.
+# READY file, then serves until TERM; the port named by EXIT_PORT exits with EXIT_STATUS (3:
+# the app cannot load) after a moment: every time, or only the first time when EXIT_ONCE names
+# a folder for its marker.
 FAKE_PYTHON = """#!/bin/sh
 case " $* " in
     *" --port "*) ;;
@@ -81,7 +83,11 @@ trap 'echo "stopped $port" >&2; exit 0' TERM
 echo "loaded $port" >&2
 while [ ! -e "$STACKCTL_READY_FILE" ]; do sleep 0.05; done
 echo "serving $port" >&2
-if [ "$port" = "${EXIT_PORT:-}" ]; then sleep 1; exit 3; fi
+if [ "$port" = "${EXIT_PORT:-}" ] && ! [ -e "${EXIT_ONCE:-/nonexistent}/$port" ]; then
+    sleep 1
+    [ -n "${EXIT_ONCE:-}" ] && touch "$EXIT_ONCE/$port"
+    exit "${EXIT_STATUS:-3}"
+fi
 while :; do sleep 0.1; done
 """
 
@@ -113,15 +119,56 @@ def _wait_until_serving(proc: subprocess.Popen[str], workers: int) -> list[str]:
     return seen
 
 
-def test_entrypoint_exits_non_zero_when_one_daphne_dies(tmp_path: Path) -> None:
+def test_entrypoint_exits_non_zero_when_one_daphne_cannot_load_the_app(tmp_path: Path) -> None:
     proc = _start_entrypoint(tmp_path, workers=3, exit_port="8001")
     try:
         _, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 1, err
-    assert "exited; stopping the others" in err
+    assert "(port 8001) could not load the app (exit 3); stopping the others" in err
     assert {"stopped 8000", "stopped 8002"} <= set(err.splitlines())
+    assert err.count("serving 8001") == 1  # not restarted
+
+
+def test_entrypoint_restarts_a_dead_daphne_alone(tmp_path: Path) -> None:
+    marker = tmp_path / "exited"
+    marker.mkdir()
+    proc = _start_entrypoint(tmp_path, workers=3, exit_port="8001", EXIT_STATUS="137", EXIT_ONCE=str(marker))
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and seen.count("serving 8001") < 2:
+            seen.append(proc.stderr.readline().strip())
+        assert proc.poll() is None, seen  # the container carries on
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    lines = [*seen, *err.splitlines()]
+    assert lines.count("serving 8001") == 2, lines
+    assert any("(port 8001) died (exit 137); restarting it alone in 0s" in line for line in lines), lines
+    # the others were never stopped before the SIGTERM, nor started twice
+    assert lines.count("serving 8000") == lines.count("serving 8002") == 1, lines
+    assert {"stopped 8000", "stopped 8001", "stopped 8002"} <= set(err.splitlines())
+    assert proc.returncode == 143
+
+
+def test_entrypoint_stops_when_a_daphne_keeps_dying(tmp_path: Path) -> None:
+    # each death within a minute of the start: restarted after 0, 1, 2, 4, 8 s, then the end
+    proc = _start_entrypoint(tmp_path, workers=2, exit_port="8000", EXIT_STATUS="1")
+    start = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert err.count("serving 8000") == 6, err
+    assert "restarting it alone in 8s" in err and "restarting it alone in 16s" not in err
+    assert "died 6 times, each within a minute of its start; stopping the others" in err
+    assert "stopped 8001" in err.splitlines()
+    assert time.monotonic() - start >= 15  # the back-off: 1 + 2 + 4 + 8 s
 
 
 @pytest.mark.parametrize("workers", [1, 3])

@@ -632,6 +632,13 @@ EXPECTED = {
         dependencies=requirements("django", "dj-database-url", "gunicorn", "whitenoise"),
         python=PythonRequirement(None, None, (), (PythonPreference("runtime.txt", "python-3.11", "3.11"),)),
     ),
+    "static_at_import": DjangoProject(
+        ".",
+        single("shelf"),
+        **entries("shelf"),
+        dependencies=requirements("django", "django-compressor"),
+        python=NO_PYTHON,
+    ),
     "hardcoded_debug": DjangoProject(
         ".",
         single("journal"),

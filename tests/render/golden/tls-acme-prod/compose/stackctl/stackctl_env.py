@@ -16,11 +16,21 @@ They exist in these processes only: never in the image, the container's configur
 (`docker inspect`) or any command line. DATABASE_URL's fallback from the POSTGRES_* parts
 (`database_url`) is for the overlay, which calls it; it is never set here. Standard library
 only; it runs before everything.
+
+It also closes psycopg-pool connection pools (Django's `OPTIONS["pool"]`, or the project's
+own) when the interpreter exits normally (`close_connection_pools`, an atexit hook). A pool
+left open is closed by its finalizer during the interpreter's shutdown, when its worker
+threads can no longer run: it then waits 5 s for each of them ("couldn't stop thread ...
+within 5.0 seconds"), 20 s for a default pool, at the end of every manage command and every
+server process. atexit runs while they still can, so they stop at once.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import sys
 from collections.abc import Iterator, MutableMapping
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -92,4 +102,28 @@ def deliver(environ: MutableMapping[str, str]) -> None:
         environ["REDIS_URL"] = redis_url_with_password(environ["REDIS_URL"], environ["REDIS_PASSWORD"])
 
 
+def close_connection_pools() -> None:
+    """Close every open psycopg-pool pool of this process while its threads can still stop."""
+    if "psycopg_pool" not in sys.modules:
+        return
+    db = sys.modules.get("django.db")
+    if db is not None:
+        for connection in db.connections.all(initialized_only=True):
+            close_pool = getattr(connection, "close_pool", None)
+            if close_pool is not None:
+                # an exit hook must not turn an exit into a traceback
+                with contextlib.suppress(Exception):
+                    close_pool()
+    import gc
+
+    pool_class = getattr(sys.modules["psycopg_pool"], "ConnectionPool", None)
+    if pool_class is None:
+        return
+    for obj in gc.get_objects():
+        if isinstance(obj, pool_class) and not getattr(obj, "_closed", True):
+            with contextlib.suppress(Exception):
+                obj.close(timeout=1.0)
+
+
 deliver(os.environ)
+atexit.register(close_connection_pools)
