@@ -29,6 +29,7 @@ from stackctl.adapters.docker import (
 )
 from stackctl.adapters.remote import is_ssh
 from stackctl.config.profile import Environment, Profile
+from stackctl.core.buildfailure import compile_failure, compile_failure_error
 from stackctl.core.progress import Report, quiet
 from stackctl.core.project import Project
 from stackctl.errors import CertificateError, CommandExited, DockerCommandError, StackctlError, StackUnhealthy
@@ -355,10 +356,12 @@ class Stack(StackView):
     def build(self, report: Report = quiet) -> None:
         builder = self.build_client()
         log_streamed(builder, "build")
+        output: list[str] = []
         try:
             for _source, line in builder.compose.build(stream_logs=True):
                 text = line.decode(errors="replace").rstrip()
                 if text:
+                    output.append(text)
                     report(text)
         except DockerException as exc:
             require_engine(builder)  # a missing engine is said as such, not as a build failure
@@ -367,6 +370,11 @@ class Stack(StackView):
             hint = registry_failure_hint(exc.stderr or "")
             if hint:  # not BuildKit's raw "no such host": what to do instead
                 raise DockerCommandError(f"docker compose build failed: {hint.split(':')[0]}", hint=hint) from None
+            failure = compile_failure("\n".join(output) or exc.stderr or "")
+            if failure is not None:  # a requirement that compiles: which one, and the package it needs
+                raise compile_failure_error(
+                    failure, env_file=self.env_file, build_packages=tuple(self.config.images.build_packages)
+                ) from None
             raise describe_failure(exc, what="docker compose build") from None
 
     def up(self, *, report: Report = quiet, timeout: int = 180, build: bool = True) -> UpResult:
