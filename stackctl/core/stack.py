@@ -392,6 +392,7 @@ class Stack(StackView):
             )
         if build:
             self.build(report)
+        waiting = time.monotonic()  # --timeout is the wait for health: a long build (a compile) spends none of it
         if self.profile == "prod":  # the images and the config the engine cannot read from here
             from stackctl.core.configvolumes import sync
 
@@ -430,7 +431,7 @@ class Stack(StackView):
                 change = ensure_app_role(self).describe()
             except DockerCommandError:
                 # a db that does not start: say why, with its logs, as for any service
-                self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10), services=["db"])
+                self.wait_healthy(timeout=max(timeout - (time.monotonic() - waiting), 10), services=["db"])
                 raise
             if change:
                 report(change)
@@ -441,11 +442,11 @@ class Stack(StackView):
                 self,
                 self.default_web_image,
                 stale,
-                timeout=max(timeout - (time.monotonic() - started), 30),
+                timeout=max(timeout - (time.monotonic() - waiting), 30),
                 drain_seconds=30,
                 report=report,
             )
-        status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10))
+        status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - waiting), 10))
         settings = None
         if self.profile == "prod":  # healthy is not enough: the settings really in effect
             from stackctl.core.verify import verify_settings
