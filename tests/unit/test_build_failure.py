@@ -30,12 +30,15 @@ def _output(name: str) -> str:
         ("pip-python-h-missing.txt", "psycopg2", "Python.h", "python3-dev"),
         # uv 0.13.9: "Failed to build `psycopg2==2.9.10`"
         ("uv-pg_config-missing.txt", "psycopg2==2.9.10", "pg_config", "libpq-dev"),
+        # `stackctl up --prod`'s own build output (compose, BuildKit's "#12 3.4" prefixes):
+        # python-ldap against the default toolchain, which lacks OpenLDAP's headers
+        ("compose-python-ldap-lber-missing.txt", "python-ldap", "lber.h", "libldap-dev"),
     ],
 )
 def test_the_failing_requirement_and_what_it_missed(name: str, requirement: str, missing: str, package: str) -> None:
     failure = compile_failure(_output(name))
     assert failure == CompileFailure(requirement, missing, package)
-    assert failure.name == "psycopg2"
+    assert failure.name == requirement.partition("==")[0]
 
 
 def test_buildkit_prefixes_are_read_through() -> None:
