@@ -5,6 +5,10 @@
     python stackctl_build.py add-missing DIST[,DIST...]=REQUIREMENT ...
         pip-install each REQUIREMENT none of whose DISTs is installed in this interpreter,
         without changing any installed version (every one becomes a constraint)
+    python stackctl_build.py runtime-libraries VENV BASE_PACKAGES_FILE
+        print the Debian packages (one a line) that own the shared libraries VENV's compiled
+        modules link to, leaving out those listed in BASE_PACKAGES_FILE (the base image's)
+        and -dev packages: what the final image must install so that they load
 
 Run with the venv's python: `importlib.metadata` then sees what the project's own install
 put there, so a project's own pin of daphne or of a postgres driver always wins.
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -63,11 +69,68 @@ def add_missing(specs: list[str]) -> int:
     return subprocess.run(command, check=False).returncode
 
 
+LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(")
+
+
+def shared_objects(root: str) -> list[str]:
+    found = []
+    for folder, _dirs, files in os.walk(root):
+        found += [os.path.join(folder, name) for name in files if name.endswith(".so") or ".so." in name]
+    return sorted(found)
+
+
+def linked_libraries(path: str) -> tuple[set[str], set[str]]:
+    """The resolved paths of the libraries `path` needs, and the names ldd did not find."""
+    done = subprocess.run(["ldd", path], capture_output=True, text=True, check=False)
+    paths, missing = set(), set()
+    for line in done.stdout.splitlines():
+        matched = LDD_LINE.match(line)
+        if matched and matched.group(2) == "not":
+            missing.add(matched.group(1))
+        elif matched:
+            paths.add(matched.group(2))
+    return paths, missing
+
+
+def owner(path: str) -> str | None:
+    """The Debian package that ships `path` (merged /usr: dpkg may know it under either name)."""
+    real = os.path.realpath(path)
+    candidates = []
+    for name in (path, real):
+        alternate = name.removeprefix("/usr") if name.startswith("/usr/") else "/usr" + name
+        candidates += [name, alternate]
+    for candidate in dict.fromkeys(candidates):
+        done = subprocess.run(["dpkg-query", "-S", candidate], capture_output=True, text=True, check=False)
+        if done.returncode == 0 and ":" in done.stdout:
+            return done.stdout.split(":", 1)[0].split(",")[0].strip()
+    return None  # the venv's own (a wheel's bundled .libs) or the base image's /usr/local
+
+
+def runtime_libraries(venv: str, base_file: str) -> int:
+    with open(base_file, encoding="utf-8") as handle:
+        base = {line.strip() for line in handle if line.strip()}
+    libraries: set[str] = set()
+    for path in shared_objects(venv):
+        paths, missing = linked_libraries(path)
+        for name in sorted(missing):
+            print(f"stackctl: {path} needs {name}, which no package provides here", file=sys.stderr)
+        libraries |= {lib for lib in paths if not lib.startswith(venv.rstrip("/") + "/")}
+    packages = {owner(lib) for lib in libraries} - {None} - base
+    needed = sorted(p for p in packages if p is not None and not p.endswith("-dev"))
+    if needed:
+        print(f"stackctl: the final image installs {' '.join(needed)} (libraries the venv links to)", file=sys.stderr)
+    for package in needed:
+        print(package)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "pep621":
         return pep621(argv[1])
     if argv and argv[0] == "add-missing":
         return add_missing(argv[1:])
+    if len(argv) == 3 and argv[0] == "runtime-libraries":
+        return runtime_libraries(argv[1], argv[2])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -106,10 +106,32 @@ def _dependency_file(value: str) -> str:
     return value
 
 
+# A Debian package name (Debian Policy 5.6.7: lowercase letters, digits, + - ., two or more
+# characters, starting with a letter or digit); the apt command line takes nothing else from it.
+_DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+
+
+def _split_packages(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item for item in re.split(r"[\s,]+", value) if item]
+    return value
+
+
+def _debian_packages(value: list[str]) -> list[str]:
+    bad = [name for name in value if not _DEBIAN_PACKAGE.match(name)]
+    if bad:
+        raise ValueError(
+            f"not a Debian package name: {', '.join(bad)} (lowercase letters, digits, + - and ., "
+            "separated by spaces or commas, e.g. libxml2-dev libxslt1-dev)"
+        )
+    return list(dict.fromkeys(value))
+
+
 # The dependency files that are not requirements files (those end with .txt).
 DEPENDENCY_FILE_NAMES = ("poetry.lock", "uv.lock", "Pipfile.lock", "pyproject.toml")
 
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+DebianPackages = Annotated[list[str], NoDecode, BeforeValidator(_split_packages), AfterValidator(_debian_packages)]
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
 DependencyFile = Annotated[str, AfterValidator(_relative_path), AfterValidator(_dependency_file)]
 PathList = Annotated[list[RelativePath], NoDecode, BeforeValidator(_split_commas)]

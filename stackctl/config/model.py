@@ -21,6 +21,7 @@ from stackctl.config.fields import (
     CommaList,
     Cpus,
     Cron,
+    DebianPackages,
     DependencyFile,
     Image,
     Module,
@@ -590,6 +591,16 @@ class ImagesGroup(Group):
         doc="Optional host path of a CA bundle for pip behind a TLS-intercepting proxy; passed as a build secret, never a layer.",
         example="",
     )
+    build_packages: DebianPackages = var(
+        [],
+        doc="Debian packages the web image's builder stage installs besides its compiler and common headers (build-essential, pkg-config, libpq-dev, libffi-dev, libssl-dev, the Python headers), for requirements that compile: e.g. libxml2-dev libxslt1-dev. Space- or comma-separated; never in the final image.",
+        example="",
+    )
+    runtime_packages: DebianPackages = var(
+        [],
+        doc="Debian packages the final web image installs besides the shared libraries its compiled requirements link to (found at build time): e.g. gettext or a library loaded at run time. Space- or comma-separated.",
+        example="",
+    )
 
 
 class ResourcesGroup(Group):
@@ -807,6 +818,8 @@ class StackConfig(BaseModel):
             install=dependency_install(dj.django_project_dir, dj.django_dependency_file, dj.django_dependency_includes),
             packages=stack_packages(dj.asgi_server),
             stack_dir=dj.stack_dir,
+            build_packages=tuple(self.images.build_packages),
+            runtime_packages=tuple(self.images.runtime_packages),
         )
 
 

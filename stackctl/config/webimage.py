@@ -180,6 +180,17 @@ def dependency_install(project_dir: str, dependency_file: str, includes: list[st
     return DependencyInstall(kind, workdir, entry, tuple(files), BUILD_TOOLS.get(kind))
 
 
+# What the builder stage installs for requirements that compile (no wheel for the image's
+# Python): a C toolchain, pkg-config and the headers the common ones need (psycopg2: libpq;
+# cffi, cryptography: libffi, openssl), plus the Python headers when the base image lacks
+# them (Debian's python3: python3.X-dev; the official images ship theirs). One RUN whose text
+# never depends on the project, so the layer is built once per base image and then cached.
+BUILD_TOOLCHAIN: tuple[str, ...] = ("build-essential", "pkg-config", "libpq-dev", "libffi-dev", "libssl-dev")
+# Where the builder writes the Debian packages whose shared libraries the venv's compiled
+# extensions link to and the base image lacks; the final stage installs exactly those.
+RUNTIME_LIBRARIES_FILE = "/opt/stackctl-build/runtime-packages"
+
+
 @dataclass(frozen=True)
 class WebImage:
     """Everything the web image's Dockerfile and the compose file need beyond the groups."""
@@ -191,6 +202,10 @@ class WebImage:
     image_dir: str = IMAGE_DIR
     verify_module: str = VERIFY_MODULE
     stack_dir: str = "."  # STACK_DIR: the stack's folder, relative to the build context
+    build_packages: tuple[str, ...] = ()  # BUILD_PACKAGES: the builder's, on top of BUILD_TOOLCHAIN
+    runtime_packages: tuple[str, ...] = ()  # RUNTIME_PACKAGES: the final image's, on top of the libraries found
+    toolchain: tuple[str, ...] = BUILD_TOOLCHAIN
+    runtime_libraries_file: str = RUNTIME_LIBRARIES_FILE
 
     @property
     def build_context(self) -> str:

@@ -29,6 +29,7 @@ from stackctl.adapters.docker import (
 )
 from stackctl.adapters.remote import is_ssh
 from stackctl.config.profile import Environment, Profile
+from stackctl.core.buildfailure import compile_failure, compile_failure_error
 from stackctl.core.diagnose import describe_state, failure_hint, killed_message, last_traceback
 from stackctl.core.progress import Report, quiet
 from stackctl.core.project import Project
@@ -404,10 +405,12 @@ class Stack(StackView):
         self.ensure_local_images(report)
         builder = self.build_client()
         log_streamed(builder, "build")
+        output: list[str] = []
         try:
             for _source, line in builder.compose.build(stream_logs=True):
                 text = line.decode(errors="replace").rstrip()
                 if text:
+                    output.append(text)
                     report(text)
         except DockerException as exc:
             require_engine(builder)  # a missing engine is said as such, not as a build failure
@@ -416,6 +419,11 @@ class Stack(StackView):
             hint = registry_failure_hint(exc.stderr or "")
             if hint:  # not BuildKit's raw "no such host": what to do instead
                 raise DockerCommandError(f"docker compose build failed: {hint.split(':')[0]}", hint=hint) from None
+            failure = compile_failure("\n".join(output) or exc.stderr or "")
+            if failure is not None:  # a requirement that compiles: which one, and the package it needs
+                raise compile_failure_error(
+                    failure, env_file=self.env_file, build_packages=tuple(self.config.images.build_packages)
+                ) from None
             raise describe_failure(exc, what="docker compose build") from None
 
     def up(self, *, report: Report = quiet, timeout: int = 180, build: bool = True) -> UpResult:
@@ -435,6 +443,7 @@ class Stack(StackView):
             self.build(report)
         else:
             self.ensure_local_images(report)
+        waiting = time.monotonic()  # --timeout is the wait for health: a long build (a compile) spends none of it
         if self.profile == "prod":  # the images and the config the engine cannot read from here
             from stackctl.core.configvolumes import sync
 
@@ -473,7 +482,7 @@ class Stack(StackView):
                 change = ensure_app_role(self).describe()
             except DockerCommandError:
                 # a db that does not start: say why, with its logs, as for any service
-                self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10), services=["db"])
+                self.wait_healthy(timeout=max(timeout - (time.monotonic() - waiting), 10), services=["db"])
                 raise
             if change:
                 report(change)
@@ -484,11 +493,11 @@ class Stack(StackView):
                 self,
                 self.default_web_image,
                 stale,
-                timeout=max(timeout - (time.monotonic() - started), 30),
+                timeout=max(timeout - (time.monotonic() - waiting), 30),
                 drain_seconds=30,
                 report=report,
             )
-        status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - started), 10))
+        status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - waiting), 10))
         settings = None
         if self.profile == "prod":  # healthy is not enough: the settings really in effect
             from stackctl.core.verify import verify_settings

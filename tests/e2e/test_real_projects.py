@@ -247,6 +247,32 @@ def test_the_listed_urls_are_the_routes_the_app_has(real: RealStack) -> None:
     assert admin.status == 200, (admin.status, admin.body[:300])
 
 
+def test_the_web_image_has_no_compiler(real: RealStack) -> None:
+    """The builder stage compiles; the final image holds the venv and runtime libraries only."""
+    web = real.service("web")
+    found = str(web.execute(["sh", "-c", "command -v gcc cc c++ x86_64-linux-gnu-gcc pg_config || true"]))
+    assert found.strip() == "", f"a compiler or build tool in the final web image: {found}"
+    headers = str(web.execute(["sh", "-c", "ls /usr/include/postgresql/libpq-fe.h 2>/dev/null || true"]))
+    assert headers.strip() == "", f"-dev headers in the final web image: {headers}"
+
+
+def test_a_driver_built_from_source_loads_its_runtime_library(real: RealStack) -> None:
+    if real.fixture != "compiled_deps":
+        pytest.skip("only compiled_deps lists a requirement without a wheel (psycopg2)")
+    web = real.service("web")
+    code = (
+        "import psycopg2, psycopg2.extensions as e; from django.db import connection; "
+        "connection.ensure_connection(); "
+        "print(psycopg2.__file__, e.libpq_version(), type(connection.connection).__module__)"
+    )
+    out = _manage_shell(real, code)
+    assert "/opt/venv/" in out and out.split()[2].startswith("psycopg2"), out  # psycopg2 serves Django
+    assert int(out.split()[1]) >= 150000, out  # linked against the image's libpq
+    listed = str(web.execute(["cat", "/opt/stackctl-build/runtime-packages"])).split()
+    assert "libpq5" in listed and not [p for p in listed if p.endswith("-dev")], listed
+    assert str(web.execute(["dpkg-query", "-W", "-f", "${Status}", "libpq5"])).endswith("installed")
+
+
 # -- what nginx serves ---------------------------------------------------------------------------
 
 

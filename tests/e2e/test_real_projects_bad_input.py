@@ -73,3 +73,29 @@ def test_a_settings_module_that_fails_to_import_is_named_with_its_line(tmp_path:
     finally:
         proj.stackctl("down", "--volumes", "--yes", timeout=300)
         _remove_images(proj.name)
+
+
+def test_a_requirement_that_cannot_compile_is_named_with_the_package_it_needs(tmp_path: Path) -> None:
+    """python-ldap has no wheel: it compiles against OpenLDAP's headers, which the builder's
+    default toolchain lacks. The build fails, and the error names the requirement, the header
+    and the Debian package, and where to add it (BUILD_PACKAGES in .env.prod, by path)."""
+    root = tmp_path / "startproject52"
+    shutil.copytree(CORPUS / "startproject52", root, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3"))
+    requirements = root / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "python-ldap==3.4.8\n")
+    init = _init(root)
+    env_file = root / init["stack_dir"] / ".env.prod"
+    name = f"e2e{uuid.uuid4().hex[:8]}"
+    _prepare_env(env_file, name, free_port(), free_port())
+    proj = Proj(root, f"{name}-prod", 0, 0, True)
+    try:
+        up = proj.stackctl("up", "--timeout", "180", timeout=900)
+        assert up.returncode != 0, up.stdout + up.stderr
+        message = up.stderr
+        assert "the requirement python-ldap" in message and "did not build from source" in message, message
+        assert "lber.h not found" in message or "ldap.h not found" in message, message
+        assert f'BUILD_PACKAGES="libldap-dev" in {env_file}' in message, message
+        assert "exit 1)" not in message.splitlines()[0], message  # not the bare "docker compose build failed (exit 1)"
+    finally:
+        proj.stackctl("down", "--volumes", "--yes", timeout=300)
+        _remove_images(proj.name)

@@ -667,6 +667,13 @@ EXPECTED = {
         dependencies=requirements("django", "gunicorn"),
         python=NO_PYTHON,
     ),
+    "compiled_deps": DjangoProject(
+        ".",
+        single("project"),
+        **entries("project"),
+        dependencies=requirements("django", "psycopg2"),
+        python=NO_PYTHON,
+    ),
     "requirements_folder": DjangoProject(
         ".",
         single("project"),
