@@ -301,3 +301,28 @@ def test_a_failing_probe_says_so_with_the_end_of_its_stderr(tmp_path: Path) -> N
     assert "could not read the settings in effect in web (exit 1)" in info.value.message
     assert "ImproperlyConfigured: bad" in info.value.message
     assert "stackctl up --prod" in (info.value.hint or "")
+
+
+def test_up_shows_warnings_and_silenced_checks_and_lists_them_in_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stackctl.cli.stack import settings_json, show_settings
+    from stackctl.console import Console
+
+    cfg = config(tmp_path, "DJANGO_SILENCED_CHECKS=hc.api.W002\n")
+    printed = seen(
+        checks=[check("security.W004"), check("security.W019", "X_FRAME_OPTIONS is not DENY"), check("hc.api.W002")]
+    )
+    report = verify(cfg, printed)
+    capsys.readouterr()
+    show_settings(Console(), report)
+    err = capsys.readouterr().err
+    assert "warning: allowed while TLS is off: security.W004" in err
+    assert "warning: check --deploy warning (not fatal): security.W019: WARNING: X_FRAME_OPTIONS is not DENY" in err
+    assert "silenced by DJANGO_SILENCED_CHECKS: hc.api.W002: WARNING: a message" in err
+    payload = json.loads(json.dumps(settings_json(report)))
+    assert [f["setting"] for f in payload["warnings"]] == ["security.W019"]
+    assert [(f["setting"], f["expected"]) for f in payload["silenced"]] == [
+        ("hc.api.W002", "silenced by DJANGO_SILENCED_CHECKS")
+    ]
+    assert payload["ok"] is True and payload["failures"] == []
