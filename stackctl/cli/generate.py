@@ -148,6 +148,11 @@ def _explain(out: Console, result: InitResult) -> None:
         f"Django project: {d.project_dir} (settings: prod {d.settings.prod}, dev {d.settings.dev}, "
         f"from {d.settings.source}; dependencies: {d.dependencies.kind}, {d.dependencies.entry})"
     )
+    if d.settings.prod_guessed:
+        out.warning(
+            f"prod runs {d.settings.prod}, a guess: {d.settings.prod_reason}; "
+            "to run another, set DJANGO_SETTINGS_MODULE in .env.prod"
+        )
     if result.stack_dir != ".":
         out.info(
             f"the project has its own {', '.join(result.in_the_way)}: the stack is in {result.stack_dir}/ "

@@ -43,13 +43,16 @@ def settings_json(report: SettingsReport) -> dict[str, Any]:
         "ok": report.ok,
         "failures": [asdict(f) for f in report.failures],
         "allowed": [asdict(f) for f in report.allowed],
+        "warnings": [asdict(f) for f in report.warnings],
+        "silenced": [asdict(f) for f in report.silenced],
         "notes": list(report.notes),
         "seen": report.seen.model_dump(),
     }
 
 
 def show_settings(out: Console, report: SettingsReport) -> None:
-    """What was verified in web, and what is accepted (the TLS warnings with TLS off)."""
+    """What was verified in web, and what is accepted: the TLS warnings with TLS off, the
+    check messages that are only warnings, those DJANGO_SILENCED_CHECKS silenced."""
     db = report.seen.database
     out.success(
         f"settings in effect verified in web ({report.settings_module}): DEBUG {report.seen.debug}, "
@@ -57,6 +60,10 @@ def show_settings(out: Console, report: SettingsReport) -> None:
     )
     for finding in report.allowed:
         out.warning(f"allowed while TLS is off: {finding.render()}")
+    for finding in report.warnings:
+        out.warning(f"check --deploy warning (not fatal): {finding.setting}: {finding.found}; {finding.fix}")
+    for finding in report.silenced:
+        out.info(f"{finding.expected}: {finding.setting}: {finding.found}")
     for note in report.notes:
         out.warning(note)
 

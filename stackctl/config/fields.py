@@ -51,6 +51,20 @@ def _module(value: str) -> str:
     return value
 
 
+# A system check id: an app label (dotted for an app's own: hc.api), a level letter, a number.
+_CHECK_ID = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\.[CEWID][0-9]+$")
+
+
+def _check_ids(value: list[str]) -> list[str]:
+    wrong = [ident for ident in value if not _CHECK_ID.match(ident)]
+    if wrong:
+        raise ValueError(
+            f"not a system check id: {', '.join(wrong)} (use the id `manage.py check --deploy` prints, "
+            "e.g. security.W019 or hc.api.W002)"
+        )
+    return list(dict.fromkeys(value))
+
+
 def _asgi_app(value: str) -> str:
     module, _, attr = value.partition(":")
     if not _MODULE.match(module) or (attr and not attr.isidentifier()):
@@ -134,6 +148,7 @@ CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 DebianPackages = Annotated[list[str], NoDecode, BeforeValidator(_split_packages), AfterValidator(_debian_packages)]
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
 DependencyFile = Annotated[str, AfterValidator(_relative_path), AfterValidator(_dependency_file)]
+CheckIds = Annotated[list[str], NoDecode, BeforeValidator(_split_commas), AfterValidator(_check_ids)]
 PathList = Annotated[list[RelativePath], NoDecode, BeforeValidator(_split_commas)]
 Cron = Annotated[str, AfterValidator(_cron)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from stackctl.config.appvars import AppVariable
 from stackctl.config.fields import (
     AsgiApp,
+    CheckIds,
     CommaList,
     Cpus,
     Cron,
@@ -549,6 +550,11 @@ class SecurityGroup(Group):
     secure_hsts_include_subdomains: bool = var(False, doc="SECURE_HSTS_INCLUDE_SUBDOMAINS.")
     secure_hsts_preload: bool = var(False, doc="SECURE_HSTS_PRELOAD.")
     secure_proxy_ssl_header: bool = var(True, doc="Trust X-Forwarded-Proto from nginx (SECURE_PROXY_SSL_HEADER).")
+    django_silenced_checks: CheckIds = var(
+        [],
+        doc="Comma-separated system check ids the project means to keep (e.g. security.W019 for X_FRAME_OPTIONS = SAMEORIGIN, an app's own hc.api.W002): the overlay adds them to the project's SILENCED_SYSTEM_CHECKS and `up --prod` accepts them, listed as silenced. Other warnings of `check --deploy` are only reported; those guarding DEBUG, SECRET_KEY, ALLOWED_HOSTS, cookies, HSTS and HTTPS, and every error, fail unless listed here.",
+        example="",
+    )
 
 
 class EmailGroup(Group):

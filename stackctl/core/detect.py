@@ -28,6 +28,8 @@ SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", "
 SCAN_DEPTH = 4  # folders below project_dir searched for asgi.py, wsgi.py and settings
 PROD_NAMES = ("production", "prod", "live")
 DEV_NAMES = ("dev", "local", "development")
+# Modules of a split package that are neither dev nor prod: prod's choice when no prod module exists.
+NEUTRAL_NAMES = ("base", "common", "settings", "default", "defaults", "shared")
 # A package holding one of these modules is a split settings package (settings/base.py, ...).
 SPLIT_MARKERS = frozenset({*PROD_NAMES, *DEV_NAMES, "base", "common", "defaults"})
 SETTINGS_HINT = "add os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings') to manage.py"
@@ -43,7 +45,8 @@ class SettingsModules:
     `source` is the file the default was read from ("manage.py", "src/config/wsgi.py"), or the
     settings file found by scanning when no file sets a default. `package` is the split settings
     package ("config.settings"), None for a single module. `prod_guessed` is True when a split
-    package has no production module: prod is then the default the project names.
+    package has no production module: prod is then the module named, unless it is a dev one, else
+    a neutral module (base, common...), else the dev module; `prod_reason` says which and why.
     """
 
     prod: str
@@ -51,6 +54,7 @@ class SettingsModules:
     source: str
     package: str | None = None
     prod_guessed: bool = False
+    prod_reason: str = ""  # when guessed: why prod runs this module
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,8 @@ def _split_settings(
 ) -> SettingsModules:
     """prod: the module named if it is a prod one, the asgi/wsgi default, production/prod/live;
     dev: the module named if it is a dev one (or the package when its __init__ holds settings),
-    dev/local/development. What is still missing falls back to the module named."""
+    dev/local/development. What is still missing falls back to the module named; a prod still
+    missing is guessed (_guess_prod), never a dev module while a neutral one exists."""
     prod_name = next((n for n in PROD_NAMES if n in modules), None)
     dev_name = next((n for n in DEV_NAMES if n in modules), None)
     prod = primary.module if named in PROD_NAMES else prod_hint or (prod_name and f"{package}.{prod_name}")
@@ -259,15 +264,32 @@ def _split_settings(
         dev = dev_name and f"{package}.{dev_name}"
     fallback = primary.module if named is not None or init_used else None
     dev = dev or fallback or prod
-    guessed = prod is None
-    prod = prod or fallback or dev
-    if prod is None or dev is None:
+    if dev is None:
         raise StackctlError(
             f"{primary.file}: DJANGO_SETTINGS_MODULE default {primary.module!r} is a package whose __init__.py "
             f"sets nothing, and it has no dev or production module ({', '.join(sorted(modules))})",
             hint=f"point the default at one of its modules, e.g. {package}.{sorted(modules)[0]}",
         )
-    return SettingsModules(prod, dev, primary.file, package, guessed)
+    if prod is not None:
+        return SettingsModules(prod, dev, primary.file, package)
+    prod, reason = _guess_prod(primary, package, named, modules, init_used, dev)
+    return SettingsModules(prod, dev, primary.file, package, prod_guessed=True, prod_reason=reason)
+
+
+def _guess_prod(
+    primary: _Default, package: str, named: str | None, modules: set[str], init_used: bool, dev: str
+) -> tuple[str, str]:
+    """prod for a split package with no production module, and why: the module the project
+    names when it is not a dev one, else a neutral module, else the dev one."""
+    none = f"{package} has no {'/'.join(PROD_NAMES)} module"
+    if init_used:
+        return primary.module, f"{none}; {primary.module}/__init__.py holds settings of its own"
+    if named is not None and named not in DEV_NAMES:
+        return primary.module, f"{none}; {primary.file} names {primary.module}"
+    neutral = next((n for n in NEUTRAL_NAMES if n in modules), None)
+    if neutral is not None:
+        return f"{package}.{neutral}", f"{none}; {neutral} is the shared base, not the dev module {dev}"
+    return dev, f"{none}, and no base/common one: it runs the dev module {dev}"
 
 
 def _split_modules(folder: Path) -> set[str]:

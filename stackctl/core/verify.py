@@ -6,8 +6,13 @@ STATIC_ROOT/MEDIA_ROOT, whether SECRET_KEY is insecure, `check --deploy`'s messa
 `compare` holds it against the config; `verify_settings` runs it and raises
 SettingsNotVerified, naming each setting and its fix, when anything is off.
 
-With TLS off (USE_TLS=false) the deployment checks that only HTTPS can satisfy are allowed
-(and listed as such); every other check message is a failure.
+`check --deploy`'s messages in prod (FATAL_CHECKS is the one table): an ERROR, or a warning
+that guards what stackctl promises (DEBUG, SECRET_KEY, ALLOWED_HOSTS, the security middleware,
+the session and CSRF cookies, HSTS and HTTPS), fails; with TLS off (USE_TLS=false) the ones
+only HTTPS can satisfy are allowed (and listed as such). Every other warning (a header the
+project sets otherwise on purpose, such as security.W019 for django CMS's SAMEORIGIN, or a
+third-party app's own check) is reported, not fatal. An id listed in DJANGO_SILENCED_CHECKS
+(the overlay appends it to SILENCED_SYSTEM_CHECKS) is accepted, and listed as silenced.
 """
 
 from __future__ import annotations
@@ -39,8 +44,29 @@ TLS_CHECKS: dict[str, str] = {
     "security.W016": "CSRF_COOKIE_SECURE",
     "security.W021": "SECURE_HSTS_PRELOAD",
 }
+# Deployment warnings that guard what stackctl promises, and how to fix each: fatal in prod.
+# Django's others (security.W002, W006, W019, W022: clickjacking, nosniff and referrer
+# headers a project may set otherwise on purpose, or nginx may set) and every app's own
+# warning are reported as warnings. Any ERROR-level message fails, whatever its id.
+SILENCE_HINT = "or, if the project means it, add the id to DJANGO_SILENCED_CHECKS in the env file"
+FATAL_CHECKS: dict[str, str] = {
+    **{ident: f"set {variable} in the env file" for ident, variable in TLS_CHECKS.items()},
+    "security.W001": "add 'django.middleware.security.SecurityMiddleware' to MIDDLEWARE "
+    "(without it the SECURE_* and HSTS variables do nothing)",
+    "security.W003": "add 'django.middleware.csrf.CsrfViewMiddleware' to MIDDLEWARE "
+    "(without it CSRF_COOKIE_SECURE and CSRF_TRUSTED_ORIGINS protect nothing)",
+    "security.W009": "set DJANGO_SECRET_KEY in the env file (50+ random characters)",
+    "security.W013": "leave SESSION_COOKIE_HTTPONLY at True in the project's settings",
+    "security.W014": "leave SESSION_COOKIE_HTTPONLY at True in the project's settings",
+    "security.W015": "leave SESSION_COOKIE_HTTPONLY at True in the project's settings",
+    "security.W018": "set DJANGO_DEBUG=false in the env file",
+    "security.W020": "set DJANGO_ALLOWED_HOSTS in the env file",
+    "security.W025": "make every SECRET_KEY_FALLBACKS key 50+ random characters, or drop the old ones",
+}
 # Check messages that say what a finding of ours already says.
 SAME_AS_FINDING = {"security.W009": "SECRET_KEY", "security.W018": "DEBUG"}
+SILENCED_BY = "silenced by DJANGO_SILENCED_CHECKS"
+FATAL_LEVELS = ("ERROR", "CRITICAL")
 POSTGRES = "postgresql"
 
 
@@ -49,6 +75,7 @@ class DeployCheck(BaseModel):
     level: str
     msg: str
     hint: str = ""
+    silenced: bool = False  # in SILENCED_SYSTEM_CHECKS (the project's, or DJANGO_SILENCED_CHECKS)
 
 
 class DatabaseSeen(BaseModel):
@@ -94,6 +121,8 @@ class SettingsReport:
     failures: tuple[Finding, ...]
     allowed: tuple[Finding, ...]  # deployment checks accepted while TLS is off
     notes: tuple[str, ...]
+    warnings: tuple[Finding, ...] = ()  # check messages reported, not fatal (an app's own, W019...)
+    silenced: tuple[Finding, ...] = ()  # check messages accepted by DJANGO_SILENCED_CHECKS
 
     @property
     def ok(self) -> bool:
@@ -168,37 +197,63 @@ def _core_findings(cfg: StackConfig, seen: SettingsSeen) -> list[Finding]:
     return found
 
 
-def _deploy_findings(cfg: StackConfig, seen: SettingsSeen, done: set[str]) -> tuple[list[Finding], list[Finding]]:
-    failures: list[Finding] = []
-    allowed: list[Finding] = []
+@dataclass
+class DeployFindings:
+    """`check --deploy`'s messages, sorted: what fails, what TLS off allows, what is only
+    reported, what DJANGO_SILENCED_CHECKS accepts."""
+
+    failures: list[Finding]
+    allowed: list[Finding]
+    warnings: list[Finding]
+    silenced: list[Finding]
+
+
+def _secret_key_finding(cfg: StackConfig) -> Finding:
+    return Finding(
+        "SECRET_KEY",
+        "insecure (empty, under 50 characters, under 5 distinct ones, or django-insecure-)",
+        "50+ random characters",
+        _settings_fix(cfg, "SECRET_KEY (DJANGO_SECRET_KEY)")
+        + "; generate one: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'",
+    )
+
+
+def is_fatal(check: DeployCheck) -> bool:
+    """An ERROR (or worse), or a warning of FATAL_CHECKS."""
+    return check.level in FATAL_LEVELS or check.id in FATAL_CHECKS
+
+
+def _deploy_findings(cfg: StackConfig, seen: SettingsSeen, done: set[str]) -> DeployFindings:
+    found = DeployFindings([], [], [], [])
     if seen.secret_key_insecure:
-        failures.append(
-            Finding(
-                "SECRET_KEY",
-                "insecure (empty, under 50 characters, under 5 distinct ones, or django-insecure-)",
-                "50+ random characters",
-                _settings_fix(cfg, "SECRET_KEY (DJANGO_SECRET_KEY)")
-                + "; generate one: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'",
-            )
-        )
+        found.failures.append(_secret_key_finding(cfg))
         done.add("SECRET_KEY")
+    silenced_ids = set(cfg.security.django_silenced_checks)
     for check in seen.checks:
         if SAME_AS_FINDING.get(check.id) in done:
             continue
+        if check.silenced and check.id not in silenced_ids:
+            continue  # the project's own SILENCED_SYSTEM_CHECKS: its decision, as Django's
+        fatal = is_fatal(check)
         variable = TLS_CHECKS.get(check.id)
+        fix = FATAL_CHECKS.get(check.id) or check.hint or "see `manage.py check --deploy`"
         finding = Finding(
             check.id,
             f"{check.level}: {check.msg}",
             "no message from check --deploy",
-            f"set {variable} in the env file" if variable else (check.hint or "see `manage.py check --deploy`"),
+            f"{fix}; {SILENCE_HINT}" if check.id in FATAL_CHECKS and not variable else fix,
         )
-        if variable and not cfg.nginx.use_tls:
-            allowed.append(
+        if check.id in silenced_ids:  # also when the overlay is off: verify honours the list
+            found.silenced.append(Finding(finding.setting, finding.found, SILENCED_BY, fix))
+        elif variable and not cfg.nginx.use_tls:
+            found.allowed.append(
                 Finding(finding.setting, finding.found, "allowed while USE_TLS=false", f"with TLS on, set {variable}")
             )
+        elif fatal:
+            found.failures.append(finding)
         else:
-            failures.append(finding)
-    return failures, allowed
+            found.warnings.append(Finding(finding.setting, finding.found, "a warning, not fatal", fix))
+    return found
 
 
 def _notes(cfg: StackConfig, seen: SettingsSeen) -> list[str]:
@@ -214,12 +269,18 @@ def _notes(cfg: StackConfig, seen: SettingsSeen) -> list[str]:
 def compare(cfg: StackConfig, seen: SettingsSeen) -> SettingsReport:
     """Hold the settings in effect against the config. Prod adds the deployment rules."""
     failures = _core_findings(cfg, seen)
-    allowed: list[Finding] = []
+    deploy = DeployFindings([], [], [], [])
     if cfg.profile == "prod":
-        deploy, allowed = _deploy_findings(cfg, seen, {f.setting for f in failures})
-        failures += deploy
+        deploy = _deploy_findings(cfg, seen, {f.setting for f in failures})
     return SettingsReport(
-        cfg.profile, seen.settings_module, seen, tuple(failures), tuple(allowed), tuple(_notes(cfg, seen))
+        cfg.profile,
+        seen.settings_module,
+        seen,
+        tuple(failures + deploy.failures),
+        tuple(deploy.allowed),
+        tuple(_notes(cfg, seen)),
+        warnings=tuple(deploy.warnings),
+        silenced=tuple(deploy.silenced),
     )
 
 

@@ -1,9 +1,12 @@
 """The settings overlay and the web image per profile, on a real engine.
 
 - A project nobody here wrote, written inline below: DEBUG=True, an insecure SECRET_KEY and
-  sqlite hard-coded, STATIC_ROOT=BASE_DIR/"staticfiles", neither daphne nor a postgres driver.
-  `stackctl init --local-images` + `stackctl up --prod`: the settings in effect verify, a 404
-  is not Django's debug page, nginx serves the admin's CSS, a row lands in postgres.
+  sqlite hard-coded, STATIC_ROOT=BASE_DIR/"staticfiles", neither daphne nor a postgres driver;
+  X_FRAME_OPTIONS = "SAMEORIGIN" (security.W019, as django CMS documents) and deployment
+  checks of its own app, one it silences itself and one DJANGO_SILENCED_CHECKS silences.
+  `stackctl init --local-images` + `stackctl up --prod`: the settings in effect verify (those
+  warnings listed, not fatal), a 404 is not Django's debug page, nginx serves the admin's CSS,
+  a row lands in postgres.
 - The overlay's merging rules, run in that image against a settings module of our own.
 - The bundled example's prod stack verifies too (its settings read the environment already).
 - Each profile comes from its own env file: dev and prod differ in project folder, dependency
@@ -100,7 +103,24 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Added since: framed by its own pages (security.W019), and a check of its own it keeps quiet.
+X_FRAME_OPTIONS = "SAMEORIGIN"
+SILENCED_SYSTEM_CHECKS = ["notes.W003"]
 '''
+
+# Deployment checks of the project's own app: W001 stays a warning, W002 is silenced by the env
+# file's DJANGO_SILENCED_CHECKS, W003 by the project's own SILENCED_SYSTEM_CHECKS.
+NOTES_CHECKS = """from django.core.checks import Warning, register
+
+
+@register(deploy=True)
+def archive_checks(app_configs, **kwargs):
+    return [
+        Warning("notes are never archived", hint="set NOTES_ARCHIVE", id="notes.W001"),
+        Warning("notes have no search index", id="notes.W002"),
+        Warning("notes have no quota", id="notes.W003"),
+    ]
+"""
 
 JOURNAL = {
     "manage.py": (
@@ -130,8 +150,10 @@ JOURNAL = {
     "notes/__init__.py": "",
     "notes/apps.py": (
         "from django.apps import AppConfig\n\n\nclass NotesConfig(AppConfig):\n"
-        "    default_auto_field = 'django.db.models.BigAutoField'\n    name = 'notes'\n"
+        "    default_auto_field = 'django.db.models.BigAutoField'\n    name = 'notes'\n\n"
+        "    def ready(self):\n        from . import checks  # noqa: F401\n"
     ),
+    "notes/checks.py": NOTES_CHECKS,
     "notes/models.py": (
         "from django.db import models\n\n\nclass Note(models.Model):\n    title = models.CharField(max_length=200)\n"
     ),
@@ -181,6 +203,7 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proj]:
         HTTP_PORT=str(http_port),
         HTTPS_PORT=str(https_port),
         WEB_CONCURRENCY="1",
+        DJANGO_SILENCED_CHECKS="notes.W002",
     )
     proj = Proj(root, f"{name}-prod", http_port, https_port, True, read_env(env_file))
     try:  # a stack that failed to come up is removed too
@@ -201,6 +224,19 @@ def test_the_settings_in_effect_verify(journal: Proj) -> None:
     # plain HTTP (USE_TLS=false): only HTTPS-only checks remain, and they are listed as allowed
     assert {f.setting for f in report.allowed} <= {"security.W004", "security.W008", "security.W012", "security.W016"}
     assert "security.W004" in {f.setting for f in report.allowed}
+    # a deliberate header choice and the app's own check are warnings; `up` verified despite them
+    warnings = {f.setting: f for f in report.warnings}  # Django's check registry is a set: no order
+    assert sorted(warnings) == ["notes.W001", "security.W019"] and len(report.warnings) == 2
+    assert {f.expected for f in report.warnings} == {"a warning, not fatal"}
+    assert warnings["notes.W001"].fix == "set NOTES_ARCHIVE"
+    # the env file's id is added to the project's own SILENCED_SYSTEM_CHECKS, which stays
+    assert [(f.setting, f.expected) for f in report.silenced] == [("notes.W002", "silenced by DJANGO_SILENCED_CHECKS")]
+    assert {c.id: c.silenced for c in seen.checks if c.id.startswith("notes.")} == {
+        "notes.W001": False,
+        "notes.W002": True,
+        "notes.W003": True,
+    }
+    assert "notes.W003" not in {f.setting for f in (*report.warnings, *report.silenced, *report.failures)}
 
 
 def test_a_404_is_not_djangos_debug_page(journal: Proj) -> None:

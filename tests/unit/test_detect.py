@@ -184,11 +184,58 @@ def test_split_manage_points_at_base(tmp_path: Path) -> None:
     assert (found.settings.prod, found.settings.dev) == ("config.settings.production", "config.settings.local")
 
 
-def test_split_without_prod_module_says_so(tmp_path: Path) -> None:
+def test_split_without_prod_module_runs_base_not_the_dev_module_named(tmp_path: Path) -> None:
     found = detect_project(split(tmp_path, "config.settings.local", drop=("config/settings/production.py",)))
     assert found.settings == SettingsModules(
-        "config.settings.local", "config.settings.local", "manage.py", "config.settings", prod_guessed=True
+        "config.settings.base",
+        "config.settings.local",
+        "manage.py",
+        "config.settings",
+        prod_guessed=True,
+        prod_reason="config.settings has no production/prod/live module; "
+        "base is the shared base, not the dev module config.settings.local",
     )
+
+
+# A settings package with no default anywhere and only an example production module.
+NO_PROD = {
+    "manage.py": "import sys\nfrom django.core.management import execute_from_command_line\n",
+    "app/__init__.py": "",
+    "app/urls.py": "urlpatterns = []\n",
+    "app/wsgi.py": "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
+    "app/settings/__init__.py": "",
+    "app/settings/base.py": "DEBUG = False\n",
+    "app/settings/development.py": "from .base import *\nDEBUG = True\n",
+    "app/settings/production.example.py": "from .base import *\n",
+    **REQUIREMENTS,
+}
+
+
+@pytest.mark.parametrize(
+    ("neutral", "prod"),
+    [("base", "app.settings.base"), ("common", "app.settings.common"), (None, "app.settings.development")],
+)
+def test_no_default_and_no_prod_module_prefers_a_neutral_module(tmp_path: Path, neutral: str | None, prod: str) -> None:
+    files = {k: v for k, v in NO_PROD.items() if k != "app/settings/base.py"}
+    if neutral:
+        files[f"app/settings/{neutral}.py"] = "DEBUG = False\n"
+    settings = detect_project(make(tmp_path, files)).settings
+    assert (settings.prod, settings.dev, settings.prod_guessed) == (prod, "app.settings.development", True)
+    assert settings.prod_reason.startswith("app.settings has no production/prod/live module")
+    if neutral is None:
+        assert settings.prod_reason.endswith("and no base/common one: it runs the dev module app.settings.development")
+
+
+def test_a_named_module_that_is_not_a_dev_one_stays_prod(tmp_path: Path) -> None:
+    extra = {"config/settings/staging.py": "from .base import *\n"}
+    found = detect_project(split(tmp_path, "config.settings.staging", extra, drop=("config/settings/production.py",)))
+    assert (found.settings.prod, found.settings.dev) == ("config.settings.staging", "config.settings.local")
+    assert found.settings.prod_reason.endswith("; manage.py names config.settings.staging")
+
+
+def test_a_prod_module_found_is_no_guess(tmp_path: Path) -> None:
+    found = detect_project(split(tmp_path, "config.settings.local"))
+    assert not found.settings.prod_guessed and found.settings.prod_reason == ""
 
 
 def test_split_wsgi_default_names_prod(tmp_path: Path) -> None:

@@ -122,3 +122,35 @@ def test_detection_failure_says_what_it_looked_for(cli, tmp_path: Path) -> None:
     assert result.code == 1
     assert "manage.py: DJANGO_SETTINGS_MODULE default 'site.settings' names no module" in result.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "manage.py"]  # nothing written
+
+
+def test_init_says_which_module_prod_runs_when_it_guesses(cli, tmp_path: Path) -> None:
+    root = tmp_path / "guess"
+    files = {
+        "manage.py": "import sys\nfrom django.core.management import execute_from_command_line\n",
+        "app/__init__.py": "",
+        "app/urls.py": "urlpatterns = []\n",
+        "app/settings/__init__.py": "",
+        "app/settings/base.py": "DEBUG = False\n",
+        "app/settings/development.py": "from .base import *\nDEBUG = True\n",
+        "app/settings/production.example.py": "from .base import *\n",
+        "requirements.txt": "Django==5.2.19\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    result = cli("init", "--dry-run", cwd=root)
+    assert result.code == 0, result.err
+    assert (
+        "warning: prod runs app.settings.base, a guess: app.settings has no production/prod/live module; "
+        "base is the shared base, not the dev module app.settings.development; "
+        "to run another, set DJANGO_SETTINGS_MODULE in .env.prod"
+    ) in " ".join(result.err.split())
+    data = cli("init", "--dry-run", "--json", cwd=root)
+    settings = json.loads(data.out)["detected"]["settings"]
+    assert (settings["prod"], settings["dev"], settings["prod_guessed"]) == (
+        "app.settings.base",
+        "app.settings.development",
+        True,
+    )
+    assert settings["prod_reason"].startswith("app.settings has no production/prod/live module")

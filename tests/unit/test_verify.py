@@ -15,8 +15,8 @@ from python_on_whales.exceptions import DockerException
 from stackctl.config import StackConfig, load_config
 from stackctl.config.webimage import OVERLAY_MODULE, VERIFY_MODULE
 from stackctl.core.stack import ServiceStatus, StackStatus
-from stackctl.core.verify import TLS_CHECKS, compare, parse_probe, run_probe, verify_settings
-from stackctl.errors import SettingsNotVerified, StackctlError
+from stackctl.core.verify import FATAL_CHECKS, TLS_CHECKS, compare, parse_probe, run_probe, verify_settings
+from stackctl.errors import ConfigError, SettingsNotVerified, StackctlError
 
 KEY = "k9-" + "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMN"
 PROD = f"""
@@ -158,16 +158,79 @@ def test_with_tls_on_no_deployment_warning_is_allowed(tmp_path: Path) -> None:
     assert verify(cfg, seen(checks=[])).allowed == ()
 
 
-def test_every_other_check_message_fails_even_without_tls(tmp_path: Path) -> None:
-    printed = seen(checks=[check("security.W004"), check("models.W042", "Auto-created primary key", "Set it.")])
+def test_an_apps_own_warning_is_reported_not_fatal_and_an_error_fails(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    own = check("hc.api.W002", "Bad SITE_ROOT", "Set it.")
+    printed = seen(checks=[check("security.W004"), own, check("mail.W001")])
+    report = verify(cfg, printed)
+    assert report.ok and [f.setting for f in report.allowed] == ["security.W004"]
+    assert [(f.setting, f.found, f.fix) for f in report.warnings] == [
+        ("hc.api.W002", "WARNING: Bad SITE_ROOT", "Set it."),
+        ("mail.W001", "WARNING: a message", "see `manage.py check --deploy`"),
+    ]
+    error = {"id": "hc.api.E001", "level": "ERROR", "msg": "No SITE_ROOT", "hint": "Set it."}
     with pytest.raises(SettingsNotVerified) as info:
-        verify(config(tmp_path), printed)
+        verify(cfg, seen(checks=[check("models.W042"), error]))
     (finding,) = info.value.findings
-    assert (finding.setting, finding.found, finding.fix) == (
-        "models.W042",
-        "WARNING: Auto-created primary key",
-        "Set it.",
+    assert (finding.setting, finding.found, finding.fix) == ("hc.api.E001", "ERROR: No SITE_ROOT", "Set it.")
+
+
+@pytest.mark.parametrize("ident", ["security.W002", "security.W006", "security.W019", "security.W022"])
+def test_headers_a_project_sets_otherwise_on_purpose_are_warnings(tmp_path: Path, ident: str) -> None:
+    report = verify(config(tmp_path, TLS), seen(checks=[check(ident, "X_FRAME_OPTIONS is not DENY")]))
+    assert report.ok and [f.setting for f in report.warnings] == [ident]
+    assert report.warnings[0].expected == "a warning, not fatal"
+
+
+@pytest.mark.parametrize(
+    "ident",
+    ["security.W001", "security.W003", "security.W013", "security.W018", "security.W020", "security.W025"],
+)
+def test_the_checks_guarding_stackctls_promises_stay_fatal(tmp_path: Path, ident: str) -> None:
+    with pytest.raises(SettingsNotVerified) as info:
+        verify(config(tmp_path), seen(checks=[check(ident)]))
+    (finding,) = info.value.findings
+    assert finding.setting == ident and finding.fix.startswith(FATAL_CHECKS[ident])
+    assert finding.fix.endswith("add the id to DJANGO_SILENCED_CHECKS in the env file")
+
+
+def test_fatal_checks_hold_the_tls_ones_and_the_promises_and_no_header_choice() -> None:
+    assert set(TLS_CHECKS) <= set(FATAL_CHECKS)
+    assert {"security.W009", "security.W018", "security.W020"} <= set(FATAL_CHECKS)
+    assert not {"security.W002", "security.W006", "security.W019", "security.W022"} & set(FATAL_CHECKS)
+
+
+def test_djangos_silenced_checks_accepts_a_fatal_id_and_says_so(tmp_path: Path) -> None:
+    cfg = config(tmp_path, TLS + "DJANGO_SILENCED_CHECKS=security.W008, hc.api.W002\n")
+    assert cfg.security.django_silenced_checks == ["security.W008", "hc.api.W002"]
+    # the overlay silenced them (Django marks them); the project's own silenced W022 stays unlisted
+    printed = seen(
+        checks=[
+            {**check("security.W008", "SSL redirect off"), "silenced": True},
+            {**check("hc.api.W002"), "silenced": True},
+            {**check("security.W022"), "silenced": True},
+        ]
     )
+    report = verify(cfg, printed)
+    assert report.ok and report.warnings == () and report.allowed == ()
+    assert [(f.setting, f.found, f.expected) for f in report.silenced] == [
+        ("security.W008", "WARNING: SSL redirect off", "silenced by DJANGO_SILENCED_CHECKS"),
+        ("hc.api.W002", "WARNING: a message", "silenced by DJANGO_SILENCED_CHECKS"),
+    ]
+    # without the overlay Django does not know the list; verify still honours it
+    bare = seen(checks=[check("security.W008"), check("hc.api.W002")])
+    assert [f.setting for f in verify(cfg, bare).silenced] == ["security.W008", "hc.api.W002"]
+    with pytest.raises(SettingsNotVerified):
+        verify(config(tmp_path, TLS), bare)
+
+
+@pytest.mark.parametrize("value", ["W019", "security.w019", "security.W019;x", "security", "hc.api.X002"])
+def test_djangos_silenced_checks_takes_only_check_ids(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config(tmp_path, f"DJANGO_SILENCED_CHECKS=security.W006,{value}\n")
+    (problem,) = info.value.problems
+    assert problem.variable.upper() == "DJANGO_SILENCED_CHECKS"
+    assert f"not a system check id: {value} (" in problem.message and "security.W006" not in problem.message
 
 
 def test_tls_checks_are_djangos_https_only_ones() -> None:
@@ -238,3 +301,28 @@ def test_a_failing_probe_says_so_with_the_end_of_its_stderr(tmp_path: Path) -> N
     assert "could not read the settings in effect in web (exit 1)" in info.value.message
     assert "ImproperlyConfigured: bad" in info.value.message
     assert "stackctl up --prod" in (info.value.hint or "")
+
+
+def test_up_shows_warnings_and_silenced_checks_and_lists_them_in_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stackctl.cli.stack import settings_json, show_settings
+    from stackctl.console import Console
+
+    cfg = config(tmp_path, "DJANGO_SILENCED_CHECKS=hc.api.W002\n")
+    printed = seen(
+        checks=[check("security.W004"), check("security.W019", "X_FRAME_OPTIONS is not DENY"), check("hc.api.W002")]
+    )
+    report = verify(cfg, printed)
+    capsys.readouterr()
+    show_settings(Console(), report)
+    err = capsys.readouterr().err
+    assert "warning: allowed while TLS is off: security.W004" in err
+    assert "warning: check --deploy warning (not fatal): security.W019: WARNING: X_FRAME_OPTIONS is not DENY" in err
+    assert "silenced by DJANGO_SILENCED_CHECKS: hc.api.W002: WARNING: a message" in err
+    payload = json.loads(json.dumps(settings_json(report)))
+    assert [f["setting"] for f in payload["warnings"]] == ["security.W019"]
+    assert [(f["setting"], f["expected"]) for f in payload["silenced"]] == [
+        ("hc.api.W002", "silenced by DJANGO_SILENCED_CHECKS")
+    ]
+    assert payload["ok"] is True and payload["failures"] == []

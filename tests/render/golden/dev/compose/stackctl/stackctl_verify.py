@@ -4,7 +4,8 @@
 of DJANGO_ASGI_APPLICATION, whose import may choose the settings), then reports what
 stackctl compares with the env file: DEBUG, the default database, STATIC_ROOT and
 MEDIA_ROOT, whether SECRET_KEY is insecure (never the key itself) and the messages of
-`manage.py check --deploy`, and the routes stackctl lists (`python -m stackctl_verify routes`:
+`manage.py check --deploy` (silenced ones too, marked: stackctl names those that
+DJANGO_SILENCED_CHECKS silenced), and the routes stackctl lists (`python -m stackctl_verify routes`:
 only those). Only the JSON line goes to stdout; whatever Django or the
 project logs meanwhile goes to stderr.
 """
@@ -50,7 +51,7 @@ def report() -> dict[str, Any]:
 
     default = settings.DATABASES.get("default", {})
     found = checks.run_checks(include_deployment_checks=True)
-    messages = [m for m in found if m.level >= checks.WARNING and not m.is_silenced()]
+    messages = [m for m in found if m.level >= checks.WARNING]
     return {
         "settings_module": settings.SETTINGS_MODULE,
         "overlay": bool(getattr(settings, "STACKCTL_OVERLAY", False)),
@@ -65,7 +66,13 @@ def report() -> dict[str, Any]:
         "media_root": str(settings.MEDIA_ROOT or ""),
         "secret_key_insecure": insecure(getattr(settings, "SECRET_KEY", "")),
         "checks": [
-            {"id": m.id or "", "level": _level(m.level), "msg": str(m.msg), "hint": str(m.hint or "")}
+            {
+                "id": m.id or "",
+                "level": _level(m.level),
+                "msg": str(m.msg),
+                "hint": str(m.hint or ""),
+                "silenced": m.is_silenced(),
+            }
             for m in messages
         ],
         "sentry": str(getattr(settings, "STACKCTL_SENTRY", "off")),

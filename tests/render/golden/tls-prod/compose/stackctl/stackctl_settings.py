@@ -5,7 +5,8 @@ settings module (named by STACKCTL_BASE_SETTINGS, the env file's DJANGO_SETTINGS
 keeps every setting of it, then sets from the environment, read with django-environ, what
 the stack decides: SECRET_KEY, DEBUG, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS; the default
 database on the db service and the default cache on redis; STATIC_ROOT/MEDIA_ROOT on the
-volumes nginx serves; the security flags; email (when configured); LOGGING to stdout; and
+volumes nginx serves; the security flags, and the check ids of DJANGO_SILENCED_CHECKS
+appended to the project's SILENCED_SYSTEM_CHECKS; email (when configured); LOGGING to stdout; and
 error reporting with Sentry (when SENTRY_DSN is set). An empty variable counts as unset.
 
 It reads nothing but the environment, which compose fills from the validated env file, and
@@ -146,6 +147,10 @@ SECURE_HSTS_PRELOAD: bool = _env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if _env.bool("SECURE_PROXY_SSL_HEADER", default=True) else None
 )
+# The project's own silenced checks stay; the env file's are added (deliberate warnings).
+_silenced: list[str] = list(globals().get("SILENCED_SYSTEM_CHECKS") or [])
+_listed = [ident.strip() for ident in _env.list("DJANGO_SILENCED_CHECKS", default=[]) if ident.strip()]
+SILENCED_SYSTEM_CHECKS = _silenced + [ident for ident in _listed if ident not in _silenced]
 
 # --- Email: only when the env file configures it -----------------------------------------------
 
