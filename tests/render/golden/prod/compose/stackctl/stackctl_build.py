@@ -4,7 +4,11 @@
         print [project].dependencies, one requirement a line (pip -r reads them)
     python stackctl_build.py add-missing DIST[,DIST...]=REQUIREMENT ...
         pip-install each REQUIREMENT none of whose DISTs is installed in this interpreter,
-        without changing any installed version (every one becomes a constraint)
+        without changing any installed version (every one becomes a constraint), then
+        import what was added: a build whose added server cannot start fails here
+    python3 stackctl_build.py toolchain PACKAGE ...
+        apt-get install the PACKAGEs (the C toolchain and headers, BUILD_PACKAGES) and the
+        Python headers of this interpreter when the image lacks them (Debian's python3.X-dev)
     python stackctl_build.py runtime-libraries VENV BASE_PACKAGES_FILE
         print the Debian packages (one a line) that own the shared libraries VENV's compiled
         modules link to, leaving out those listed in BASE_PACKAGES_FILE (the base image's)
@@ -65,10 +69,55 @@ def add_missing(specs: list[str]) -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
         constraints.write("\n".join(pins) + "\n")
     print(f"stackctl: adding {' '.join(missing)} (the versions installed so far are kept)", file=sys.stderr)
-    command = [sys.executable, "-m", "pip", "install", "--constraint", constraints.name, *missing]
-    return subprocess.run(command, check=False).returncode
+    pip = [sys.executable, "-m", "pip", "install", "--constraint", constraints.name]
+    # A server added without its TLS extra (nginx terminates TLS): daphne's `twisted[tls]`
+    # pulls pyOpenSSL, whose releases each cap cryptography; under the project's own newer
+    # cryptography pip backtracks to an ancient pyOpenSSL that breaks at import.
+    plain = [r for r in missing if _name(r) in WITHOUT_EXTRAS]
+    others = [r for r in missing if r not in plain]
+    if plain:
+        deps = [d for r in plain for d in WITHOUT_EXTRAS[_name(r)]]
+        done = subprocess.run([*pip, "--no-deps", *plain], check=False).returncode
+        if done:
+            return done
+        others += deps
+    if others:
+        done = subprocess.run([*pip, *others], check=False).returncode
+        if done:
+            return done
+    return _imports([_name(r) for r in missing])
 
 
+# What a requirement added with --no-deps needs instead of its own dependency list.
+WITHOUT_EXTRAS = {"daphne": ("asgiref>=3.5.2,<4", "autobahn>=22.4.2", "twisted>=22.4")}
+# The module that must import once a distribution is added.
+IMPORTS = {"daphne": "daphne.server", "granian": "granian", "django-environ": "environ", "psycopg": "psycopg"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\[=<>!~; ]", requirement, maxsplit=1)[0].lower()
+
+
+def _imports(names: list[str]) -> int:
+    """Import the modules of what was added; a failure names the requirement and the fix."""
+    for name in names:
+        module = IMPORTS.get(name)
+        if module is None:
+            continue
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], check=False, capture_output=True, text=True)
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            print(
+                f"stackctl: {name} was added but `import {module}` fails: {last}\n"
+                f"stackctl: a version the project pins conflicts with it; list {name} in the project's "
+                "dependencies with versions that fit, or pin the conflicting package",
+                file=sys.stderr,
+            )
+            return 1
+    return 0
+
+
+LIBPQ = "libpq5"
 LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(")
 
 
@@ -116,6 +165,9 @@ def runtime_libraries(venv: str, base_file: str) -> int:
             print(f"stackctl: {path} needs {name}, which no package provides here", file=sys.stderr)
         libraries |= {lib for lib in paths if not lib.startswith(venv.rstrip("/") + "/")}
     packages = {owner(lib) for lib in libraries} - {None} - base
+    # psycopg 3 without its binary or C build loads libpq at run time (ctypes): ldd cannot see it
+    if installed("psycopg") and not (installed("psycopg-binary") or installed("psycopg-c")):
+        packages |= {LIBPQ} - base
     needed = sorted(p for p in packages if p is not None and not p.endswith("-dev"))
     if needed:
         print(f"stackctl: the final image installs {' '.join(needed)} (libraries the venv links to)", file=sys.stderr)
@@ -124,11 +176,28 @@ def runtime_libraries(venv: str, base_file: str) -> int:
     return 0
 
 
+def toolchain(packages: list[str]) -> int:
+    import sysconfig
+
+    headers = os.path.join(str(sysconfig.get_config_var("INCLUDEPY")), "Python.h")
+    if not os.path.exists(headers):
+        packages = [*packages, "python{}.{}-dev".format(*sys.version_info[:2])]
+    print(f"stackctl: installing {' '.join(packages)}", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *packages]):
+        done = subprocess.run(command, check=False, env=env, stdout=sys.stderr)
+        if done.returncode:
+            return done.returncode
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "pep621":
         return pep621(argv[1])
     if argv and argv[0] == "add-missing":
         return add_missing(argv[1:])
+    if argv and argv[0] == "toolchain":
+        return toolchain(argv[1:])
     if len(argv) == 3 and argv[0] == "runtime-libraries":
         return runtime_libraries(argv[1], argv[2])
     print(__doc__, file=sys.stderr)
