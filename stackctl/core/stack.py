@@ -498,6 +498,7 @@ class Stack(StackView):
                 report=report,
             )
         status = self.wait_healthy(timeout=max(timeout - (time.monotonic() - waiting), 10))
+        self._answers(report)
         settings = None
         if self.profile == "prod":  # healthy is not enough: the settings really in effect
             from stackctl.core.verify import verify_settings
@@ -516,6 +517,17 @@ class Stack(StackView):
             if certificate.error and certificate.status.temporary:  # nothing nginx serves is trusted
                 raise CertificateError(f"the stack is up, but {certificate.error}", hint=certificate.hint)
         return UpResult(self.name, rendered, time.monotonic() - started, status, settings, certificate)
+
+    def _answers(self, report: Report) -> None:
+        """Healthy is the stack's own answer: the app itself must answer GET / below 500."""
+        from stackctl.core.answer import app_status
+
+        code, why = app_status(self)
+        if code is None:
+            raise self._unhealthy(f"web is healthy but its app did not answer GET /: {why}", ["web"])
+        if code >= 500:
+            raise self._unhealthy(f"web is healthy but its app answers GET / with HTTP {code}", ["web"])
+        report(f"web's app answers GET / with HTTP {code}")
 
     @property
     def default_web_image(self) -> str:

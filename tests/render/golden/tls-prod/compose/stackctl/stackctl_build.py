@@ -9,10 +9,11 @@
     python3 stackctl_build.py toolchain PACKAGE ...
         apt-get install the PACKAGEs (the C toolchain and headers, BUILD_PACKAGES) and the
         Python headers of this interpreter when the image lacks them (Debian's python3.X-dev)
-    python stackctl_build.py runtime-libraries VENV BASE_PACKAGES_FILE
+    python stackctl_build.py runtime-libraries VENV BASE_PACKAGES_FILE [TOOLCHAIN_PACKAGE ...]
         print the Debian packages (one a line) that own the shared libraries VENV's compiled
         modules link to, leaving out those listed in BASE_PACKAGES_FILE (the base image's)
-        and -dev packages: what the final image must install so that they load
+        and -dev packages: what the final image must install so that they load; a library
+        not installed here (a module from pip's wheel cache) first gets the toolchain installed
 
 Run with the venv's python: `importlib.metadata` then sees what the project's own install
 put there, so a project's own pin of daphne or of a postgres driver always wins.
@@ -118,7 +119,7 @@ def _imports(names: list[str]) -> int:
 
 
 LIBPQ = "libpq5"
-LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(")
+LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(not found|\S+)")  # "libpq.so.5 => not found" has no address
 
 
 def shared_objects(root: str) -> list[str]:
@@ -134,7 +135,7 @@ def linked_libraries(path: str) -> tuple[set[str], set[str]]:
     paths, missing = set(), set()
     for line in done.stdout.splitlines():
         matched = LDD_LINE.match(line)
-        if matched and matched.group(2) == "not":
+        if matched and matched.group(2) == "not found":
             missing.add(matched.group(1))
         elif matched:
             paths.add(matched.group(2))
@@ -155,15 +156,22 @@ def owner(path: str) -> str | None:
     return None  # the venv's own (a wheel's bundled .libs) or the base image's /usr/local
 
 
-def runtime_libraries(venv: str, base_file: str) -> int:
+def runtime_libraries(venv: str, base_file: str, toolchain_packages: list[str]) -> int:
     with open(base_file, encoding="utf-8") as handle:
         base = {line.strip() for line in handle if line.strip()}
-    libraries: set[str] = set()
-    for path in shared_objects(venv):
-        paths, missing = linked_libraries(path)
-        for name in sorted(missing):
-            print(f"stackctl: {path} needs {name}, which no package provides here", file=sys.stderr)
-        libraries |= {lib for lib in paths if not lib.startswith(venv.rstrip("/") + "/")}
+    libraries, missing = _linked(venv)
+    if missing and toolchain_packages:
+        # a module built elsewhere (pip's wheel cache) whose library this builder never installed:
+        # the toolchain's -dev packages bring the common ones (libpq5, libffi, libssl), then look again
+        print(f"stackctl: {' '.join(sorted(missing))} not installed here; installing the toolchain", file=sys.stderr)
+        if toolchain(toolchain_packages) == 0:
+            libraries, missing = _linked(venv)
+    for name in sorted(missing):
+        print(
+            f"stackctl: warning: {missing[name]} needs {name}, which no package installed here provides: "
+            "add the Debian package that has it to RUNTIME_PACKAGES (and its -dev to BUILD_PACKAGES)",
+            file=sys.stderr,
+        )
     packages = {owner(lib) for lib in libraries} - {None} - base
     # psycopg 3 without its binary or C build loads libpq at run time (ctypes): ldd cannot see it
     if installed("psycopg") and not (installed("psycopg-binary") or installed("psycopg-c")):
@@ -174,6 +182,17 @@ def runtime_libraries(venv: str, base_file: str) -> int:
     for package in needed:
         print(package)
     return 0
+
+
+def _linked(venv: str) -> tuple[set[str], dict[str, str]]:
+    """The system libraries the venv's compiled modules link to, and those not found (name: a module)."""
+    libraries: set[str] = set()
+    missing: dict[str, str] = {}
+    for path in shared_objects(venv):
+        paths, absent = linked_libraries(path)
+        missing.update({name: path for name in absent})
+        libraries |= {lib for lib in paths if not lib.startswith(venv.rstrip("/") + "/")}
+    return libraries, missing
 
 
 def toolchain(packages: list[str]) -> int:
@@ -198,8 +217,8 @@ def main(argv: list[str]) -> int:
         return add_missing(argv[1:])
     if argv and argv[0] == "toolchain":
         return toolchain(argv[1:])
-    if len(argv) == 3 and argv[0] == "runtime-libraries":
-        return runtime_libraries(argv[1], argv[2])
+    if len(argv) >= 3 and argv[0] == "runtime-libraries":
+        return runtime_libraries(argv[1], argv[2], argv[3:])
     print(__doc__, file=sys.stderr)
     return 2
 
