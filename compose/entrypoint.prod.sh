@@ -6,7 +6,7 @@
 #                    `compress` when the project compresses offline), then let the daphne
 #                    processes load the app and listen: TCP ports 8000, 8001, ... and a unix
 #                    socket each in SOCKET_DIR; a process that dies is restarted alone
-#   manage ARGS...   python manage.py ARGS...
+#   manage ARGS...   python manage.py ARGS... (under the stack's settings module: stackctl_manage)
 #   healthcheck      exit 0 when the stack's own health path answers on every daphne port
 #                    (stackctl_health, in front of the app) and nginx's `current` sockets are
 #                    served (by this container or another release)
@@ -385,7 +385,9 @@ case "${1:-serve}" in
         ;;
     manage)
         shift
-        exec python manage.py "$@"
+        # manage.py as `python manage.py` runs it, but an assignment of DJANGO_SETTINGS_MODULE
+        # in it keeps the stack's settings module (stackctl_manage)
+        exec python -m stackctl_manage "$@"
         ;;
     healthcheck)
         if [ -d "$SOCKET_ROOT" ] && [ ! -S "$SOCKET_ROOT/current/daphne-$FIRST_PORT.sock" ]; then

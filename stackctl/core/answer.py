@@ -34,8 +34,11 @@ with conn:
 
 def app_status(stack: Stack) -> tuple[int | None, str]:
     """The HTTP status web's app answers `GET /` with, or None and why it did not answer."""
+    # by container name, not `compose exec web` (container 1): after a deploy's switch the
+    # serving container has another number
+    web = stack.running_service("web")  # else: exited, restarting, with its last exception
     try:
-        out = str(stack.client.compose.execute("web", ["python", "-I", "-S", "-c", ASK], tty=False))
+        out = str(stack.client.container.execute(web.container, ["python", "-I", "-S", "-c", ASK], tty=False))
     except DockerException as exc:
         lines = (exc.stderr or exc.stdout or "").strip().splitlines()
         return None, lines[-1] if lines else f"exit {exc.return_code}"

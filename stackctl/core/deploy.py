@@ -423,7 +423,7 @@ def _migrate_back(stack: Stack, newer_image: str, target_image: str, ahead: list
     for app in sorted({label.split(".", 1)[0] for label in ahead}):
         to = leaves.get(app, "zero")
         report(f"migrating {app} back to {to}")
-        _run_in(stack, newer_image, ["python", "manage.py", "migrate", app, to, "--no-input"])
+        _run_in(stack, newer_image, ["python", "-m", "stackctl_manage", "migrate", app, to, "--no-input"])
         done.append(f"{app} -> {to}")
     return done
 

@@ -64,8 +64,9 @@ def ensure_local_images(
         try:
             missing = [reference for reference in wanted if not client.image.exists(reference)]
         except DockerException as exc:
-            from stackctl.adapters.docker import describe_failure
+            from stackctl.adapters.docker import describe_failure, require_engine
 
+            require_engine(client)  # an engine that does not answer: how to start it (exit 4)
             raise describe_failure(exc, what="looking for the local images") from exc
         if not missing:
             continue

@@ -67,6 +67,7 @@ DEV_SET: tuple[Artifact, ...] = (
     Artifact("compose/stackctl/stackctl_migrations.py", "compose/stackctl/stackctl_migrations.py"),
     Artifact("compose/stackctl/stackctl_packages.py", "compose/stackctl/stackctl_packages.py"),
     Artifact("compose/stackctl/stackctl_health.py", "compose/stackctl/stackctl_health.py"),
+    Artifact("compose/stackctl/stackctl_manage.py", "compose/stackctl/stackctl_manage.py"),
     Artifact("compose/stackctl/stackctl_static.py", "compose/stackctl/stackctl_static.py"),
 )
 SHARED_MODULES: tuple[Artifact, ...] = tuple(a for a in DEV_SET if a.path.startswith("compose/stackctl/"))

@@ -563,7 +563,7 @@ class Stack(StackView):
         A web that is not running (exited, restarting, killed for memory) raises
         ServiceNotRunning saying so, before or after docker's own 126/137."""
         web = self.running_service("web")
-        command = ["python", "manage.py", *args]
+        command = ["python", "-m", "stackctl_manage", *args]  # manage.py under the stack's settings
         try:
             if tty:
                 self.client.container.execute(web.container, command, tty=True, interactive=True)

@@ -174,7 +174,11 @@ def test_kill_9_of_one_daphne_process_restarts_it_alone(prod: Proj) -> None:
             if now.get(port) not in (None, pid) and _healthy(web):
                 break
             time.sleep(0.5)
-        time.sleep(2)  # and serves a while longer under the probe
+        # and serves a while longer under the probe: at least 2 s, and until the probe has made
+        # 150 requests in all (a loaded host answers slower), within its own 20 s bound
+        time.sleep(2)
+        while len(results) < 150 and prober.is_alive():
+            time.sleep(0.2)
     finally:
         stop.set()
         prober.join(30)

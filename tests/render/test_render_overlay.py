@@ -61,6 +61,7 @@ def test_every_module_is_copied_verbatim_in_each_profile(profile: str, tmp_path:
         "stackctl_build.py",
         "stackctl_env.py",
         "stackctl_health.py",
+        "stackctl_manage.py",
         "stackctl_migrations.py",
         "stackctl_packages.py",
         "stackctl_settings.py",

@@ -130,7 +130,7 @@ def test_manage_py_own_failure_is_its_own_code_and_nothing_of_ours(tmp_path: Pat
 def test_a_running_web_runs_manage(tmp_path: Path, monkeypatch) -> None:
     stack = _stack(tmp_path, monkeypatch, [web("running")])
     assert list(stack.manage(["check"], tty=False)) == [("stdout", b"ok\n")]
-    assert stack.client.container.calls == [["python", "manage.py", "check"]]  # type: ignore[attr-defined]
+    assert stack.client.container.calls == [["python", "-m", "stackctl_manage", "check"]]  # type: ignore[attr-defined]
 
 
 def test_the_cli_prints_the_state_and_exits_non_zero(cli, tmp_path: Path, monkeypatch) -> None:
